@@ -1,0 +1,3 @@
+from robustmvc.cli import main
+
+raise SystemExit(main())

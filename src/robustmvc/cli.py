@@ -1,0 +1,125 @@
+"""`python -m robustmvc ...`: every stage of the workflow without notebooks."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+
+from robustmvc import __version__
+
+
+def _data_build(args) -> None:
+    from robustmvc import data
+
+    views = [int(v) for v in args.views.split(",")] if args.views else None
+    ds = data.build(args.dataset, raw_dir=args.raw_dir, max_samples=args.max_samples, seed=args.seed,
+                    views=views, cache_dir=args.cache_dir, pairing=args.pairing,
+                    n_identities=args.n_identities, download=not args.no_download)
+    data.save(args.out, ds)
+    print(f"wrote {args.out}: {len(ds.labels)} samples, {len(ds.views)} views {ds.view_shapes[0]}, "
+          f"{ds.n_clusters} clusters, train {len(ds.train_idx)} / eval {len(ds.eval_idx)}")
+
+
+def _train(args) -> None:
+    from robustmvc import config, data, models, train
+    from robustmvc.evaluate import evaluate
+
+    cfg = config.load(args.config) if args.config else {}
+    ds = data.load(args.data)
+    settings, tcfg = config.resolve(cfg, args.model, ds.meta.get("dataset"))
+    if args.epochs is not None:
+        tcfg["epochs"] = args.epochs
+    tcfg["seed"] = args.seed
+    device = train.resolve_device(args.device or cfg.get("device", "auto"))
+    train.seed_everything(args.seed)
+    model = models.build(args.model, ds.view_shapes, ds.n_clusters, **settings).to(device)
+    views, _ = ds.part("train")
+    start = time.perf_counter()
+    history = train.train(model, views, tcfg, name=args.model, device=device)
+    seconds = time.perf_counter() - start
+    meta = {"model": args.model, "settings": settings, "train": tcfg, "view_shapes": ds.view_shapes,
+            "n_clusters": ds.n_clusters, "dataset": ds.meta.get("dataset"), "seed": args.seed,
+            "history": history, "train_seconds": seconds, "device": str(device)}
+    train.save_checkpoint(args.out, model, meta)
+    scores = evaluate(model, *ds.part("eval"), device=device)
+    print(f"wrote {args.out} after {seconds:.0f}s; clean eval "
+          + " ".join(f"{k}={v:.3f}" for k, v in scores.items()))
+
+
+def _evaluate(args) -> None:
+    from robustmvc import data, train
+    from robustmvc.evaluate import evaluate
+    from robustmvc.files import write_json
+
+    device = train.resolve_device(args.device or "auto")
+    ds = data.load(args.data)
+    model, meta = train.load_checkpoint(args.checkpoint, device)
+    if [list(s) for s in ds.view_shapes] != [list(s) for s in meta["view_shapes"]]:
+        raise SystemExit(f"error: {args.checkpoint} was trained on views {meta['view_shapes']}, "
+                         f"{args.data} has {ds.view_shapes}; evaluate it on the dataset it was trained on")
+    scores = evaluate(model, *ds.part("eval"), device=device)
+    write_json(args.out, {"dataset": meta.get("dataset"), "model": meta["model"], "seed": meta.get("seed"),
+                          "n_eval": int(len(ds.eval_idx)), "clean": scores})
+    print(" ".join(f"{k}={v:.4f}" for k, v in scores.items()))
+
+
+def _models(args) -> None:
+    from robustmvc import models
+
+    print("\n".join(models.names()))
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m robustmvc", description=__doc__)
+    p.add_argument("--version", action="version", version=__version__)
+    p.add_argument("-v", "--verbose", action="store_true", help="log every epoch and data source")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("data", help="build datasets").add_subparsers(dest="action", required=True)
+    b = d.add_parser("build", help="build one multi-view dataset into an .npz file")
+    b.add_argument("dataset", choices=["noisymnist", "noisyfashion", "patchedmnist", "regdb", "demo", "demo3"])
+    b.add_argument("--out", required=True, help="output .npz (a .json sidecar is written beside it)")
+    b.add_argument("--raw-dir", help="directory with the raw IDX files (or the RegDB folder)")
+    b.add_argument("--max-samples", type=int, help="keep a stratified subset of this many samples")
+    b.add_argument("--seed", type=int, default=7, help="seed of the subset and the train/eval shuffle (paper: 7)")
+    b.add_argument("--views", help="comma-separated views to keep (PatchedMNIST default 0,1,3)")
+    b.add_argument("--pairing", choices=["derangement", "paper"], default="derangement",
+                   help="view-2 partner draw: 'paper' may pair a sample with itself, 'derangement' never does")
+    b.add_argument("--n-identities", type=int, default=206, help="RegDB: identities to keep")
+    b.add_argument("--cache-dir", default="results/raw", help="where verified downloads are kept")
+    b.add_argument("--no-download", action="store_true", help="fail instead of downloading raw files")
+    b.set_defaults(func=_data_build)
+
+    t = sub.add_parser("train", help="train one model on the train half of a dataset")
+    t.add_argument("--data", required=True)
+    t.add_argument("--model", required=True)
+    t.add_argument("--out", required=True, help="checkpoint .pt")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--epochs", type=int, help="override the configured epochs")
+    t.add_argument("--config", help="project config YAML (training, architecture, models sections)")
+    t.add_argument("--device", help="auto, cpu or cuda (default: config's, else auto)")
+    t.set_defaults(func=_train)
+
+    e = sub.add_parser("evaluate", help="clean ACC/NMI/ARI of a checkpoint on the eval half")
+    e.add_argument("--data", required=True)
+    e.add_argument("--checkpoint", required=True)
+    e.add_argument("--out", required=True, help="metrics .json")
+    e.add_argument("--device")
+    e.set_defaults(func=_evaluate)
+
+    m = sub.add_parser("models", help="list the registered model names")
+    m.set_defaults(func=_models)
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        args.func(args)
+    except (FileNotFoundError, ValueError, RuntimeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,42 @@
+"""CoMVC (Trosten et al., CVPR 2021): weighted-mean fusion + DDC head + contrastive view alignment.
+
+The backbone of AR-DMVC. SiMVC is the same model with the contrastive weight set to 0.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from robustmvc.models import losses
+from robustmvc.models.blocks import DDCHead, ModelOutput, WeightedMean, batched_forward, encoders
+
+
+class CoMVC(nn.Module):
+    def __init__(self, view_shapes, n_clusters: int, encoder_width: int = 64, hidden: int = 100,
+                 contrast_weight: float = 0.1, tau: float = 0.1, rel_sigma: float = 0.15):
+        super().__init__()
+        self.encoders, dims = encoders(view_shapes, encoder_width)
+        if len(set(dims)) != 1:
+            raise ValueError(f"weighted-mean fusion needs equal encoder outputs per view, got {dims}; "
+                             "use views of the same shape")
+        self.fusion = WeightedMean(len(view_shapes))
+        self.head = DDCHead(dims[0], n_clusters, hidden)
+        self.contrast_weight, self.tau, self.rel_sigma = contrast_weight, tau, rel_sigma
+
+    def forward(self, views: list[torch.Tensor]) -> ModelOutput:
+        zs = [enc(x) for enc, x in zip(self.encoders, views)]
+        hidden, probs = self.head(self.fusion(zs))
+        return ModelOutput(z=zs, h=hidden, probs=probs)
+
+    def contrastive_loss(self, out: ModelOutput) -> torch.Tensor:
+        """The weighted contrastive term: weight x min fusion weight (detached) x mean pair NT-Xent."""
+        return self.contrast_weight * self.fusion.weights.min().detach() * losses.contrastive(out.z, self.tau)
+
+    def loss(self, views, out: ModelOutput) -> dict[str, torch.Tensor]:
+        terms = losses.ddc_terms(out.probs, out.h, self.rel_sigma)
+        if self.contrast_weight > 0 and len(out.z) > 1:
+            terms["contrast"] = self.contrastive_loss(out)
+        return terms
+
+    def predict(self, views: list[torch.Tensor]) -> torch.Tensor:
+        return batched_forward(self, views).probs.argmax(1)

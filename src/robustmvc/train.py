@@ -1,0 +1,132 @@
+"""One training loop for every model.
+
+A model plugs in through optional methods, never through its name:
+- `make_optimizers(lr) -> dict[str, Optimizer]` when it needs several optimisers or learning rates
+  (default: one Adam over all parameters);
+- `train_step(views, optimizers, phase) -> dict[str, Tensor]` when it steps its own optimisers,
+  e.g. an alternating discriminator update (default: sum of `loss()` terms, one step);
+- `pretrain_loss(views, out)`: used instead of `loss()` for the first `pretrain_epochs` epochs;
+- `start_epoch(epoch, phase, train_views)`: per-epoch bookkeeping (e.g. weights recomputed per phase).
+A `loss_fn(model, views, out) -> terms` argument replaces `model.loss` (how defenses add terms).
+"""
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from robustmvc import models
+from robustmvc.files import atomic_path
+
+log = logging.getLogger(__name__)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise RuntimeError("the config asks for device 'cuda' but no GPU is visible; set `device: auto` or `cpu`")
+        torch.backends.cuda.matmul.allow_tf32 = True  # TF32 matmuls/convs: safe for these losses, much faster
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+    return torch.device(device)
+
+
+def to_tensors(views, device) -> list[torch.Tensor]:
+    return [torch.as_tensor(v, dtype=torch.float32, device=device) for v in views]
+
+
+def _default_step(model, views, optimizers, phase, loss_fn):
+    out = model(views)
+    if phase == "pretrain":
+        terms = model.pretrain_loss(views, out)
+    else:
+        terms = (loss_fn or (lambda m, v, o: m.loss(v, o)))(model, views, out)
+    total = sum(terms.values())
+    for opt in optimizers.values():
+        opt.zero_grad(set_to_none=True)
+    total.backward()
+    for opt in optimizers.values():
+        opt.step()
+    return terms
+
+
+def train(model: torch.nn.Module, views, cfg: dict, *, name: str = "model", loss_fn=None,
+          device: torch.device | None = None, progress: bool = True) -> list[dict]:
+    """Train in place; returns the history: per epoch, the mean of each loss term and the seconds."""
+    device = device or next(model.parameters()).device
+    seed_everything(int(cfg.get("seed", 0)))
+    model.to(device).train()
+    views = to_tensors(views, device)
+    n, bs = len(views[0]), int(cfg["batch_size"])
+    if n < 2 * bs and n < 4:
+        raise ValueError(f"{n} training samples is too few for batch size {bs}")
+    optimizers = (model.make_optimizers(cfg["lr"]) if hasattr(model, "make_optimizers")
+                  else {"adam": torch.optim.Adam(model.parameters(), lr=cfg["lr"])})
+    pre = int(cfg.get("pretrain_epochs", 0) or 0) if hasattr(model, "pretrain_loss") else 0
+    epochs = pre + int(cfg["epochs"])
+    gen = torch.Generator(device="cpu").manual_seed(int(cfg.get("seed", 0)))
+    history = []
+    bar = tqdm(range(epochs), desc=f"train {name}", disable=not progress, leave=False)
+    for epoch in bar:
+        phase = "pretrain" if epoch < pre else "main"
+        if hasattr(model, "start_epoch"):
+            model.start_epoch(epoch, phase, views)
+        start, sums, batches = time.perf_counter(), {}, 0
+        order = torch.randperm(n, generator=gen).to(device)
+        # drop the last incomplete batch (as the reference code does): DDC needs n >= 2 per batch
+        for i in range(0, n - bs + 1 if n >= bs else 1, bs):
+            idx = order[i:i + bs]
+            batch = [v[idx] for v in views]
+            if hasattr(model, "train_step"):
+                terms = model.train_step(batch, optimizers, phase)
+            else:
+                terms = _default_step(model, batch, optimizers, phase, loss_fn)
+            for key, value in terms.items():
+                value = float(value)
+                if not math.isfinite(value):
+                    raise FloatingPointError(f"model {name}: loss term {key!r} became {value} at epoch "
+                                             f"{epoch + 1} ({phase}); lower the learning rate or check the data")
+                sums[key] = sums.get(key, 0.0) + value
+            batches += 1
+        record = {k: v / batches for k, v in sums.items()}
+        record.update(total=sum(record.values()), epoch=epoch + 1, phase=phase,
+                      seconds=time.perf_counter() - start)
+        history.append(record)
+        bar.set_postfix(loss=f"{record['total']:.4f}")
+        log.info("%s epoch %d/%d (%s): loss %.4f, %.1fs", name, epoch + 1, epochs, phase,
+                 record["total"], record["seconds"])
+    return history
+
+
+def save_checkpoint(path: str | Path, model: torch.nn.Module, meta: dict) -> None:
+    """state_dict + the plain-data description needed to rebuild the model; written whole or not at all."""
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    with atomic_path(path) as tmp:
+        torch.save({"state_dict": state, "meta": meta}, tmp)
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"):
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist; train it first with "
+                                "`python -m robustmvc train --data ... --model ... --out ...`")
+    ckpt = torch.load(path, map_location=device, weights_only=True)
+    meta = ckpt["meta"]
+    model = models.build(meta["model"], [tuple(s) for s in meta["view_shapes"]], meta["n_clusters"],
+                         **meta["settings"])
+    model.load_state_dict(ckpt["state_dict"])
+    return model.to(device).eval(), meta
