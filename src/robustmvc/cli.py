@@ -64,6 +64,24 @@ def _evaluate(args) -> None:
     print(" ".join(f"{k}={v:.4f}" for k, v in scores.items()))
 
 
+def _report(args) -> None:
+    from robustmvc.report import write_index
+
+    print(f"wrote {write_index(args.results, args.reports, args.configs)}")
+
+
+def _attack(args) -> None:
+    from robustmvc.attacks import attack_files
+
+    rec = attack_files(args.data, args.checkpoint, args.out, attack=args.attack, config=args.config,
+                       generator_out=args.generator_out, examples_out=args.examples_out,
+                       device=args.device or "auto", eps=args.eps, objective=args.objective,
+                       epochs=args.epochs, seed=args.seed, protocol=args.protocol,
+                       target_batchnorm=args.target_batchnorm)
+    print(f"wrote {args.out}: {args.attack} eps={rec['settings']['eps']} on {rec['n_eval']} samples; "
+          + " ".join(f"{k} {rec['clean'][k]:.3f}->{rec['attacked'][k]:.3f}" for k in rec["clean"]))
+
+
 def _models(args) -> None:
     from robustmvc import models
 
@@ -107,6 +125,30 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--out", required=True, help="metrics .json")
     e.add_argument("--device")
     e.set_defaults(func=_evaluate)
+
+    r = sub.add_parser("report", help="write the reports' index pages from results on disk")
+    r.add_argument("--results", required=True, help="results directory of one experiment scale")
+    r.add_argument("--reports", required=True, help="report directory of that scale, e.g. reports/demo")
+    r.add_argument("--configs", nargs="*", default=[], help="config files to show on the page")
+    r.set_defaults(func=_report)
+
+    a = sub.add_parser("attack", help="attack a checkpoint on the eval half; pre/post ACC/NMI/ARI to JSON")
+    a.add_argument("--data", required=True)
+    a.add_argument("--checkpoint", required=True)
+    a.add_argument("--out", required=True, help="metrics .json")
+    a.add_argument("--attack", choices=["gan", "pgd"], default="gan")
+    a.add_argument("--objective", choices=["both", "com", "con"], help="GAN: terms attacked (default: both)")
+    a.add_argument("--eps", type=float, help="L-infinity budget (default: datasets.<name>.eps, else the paper's)")
+    a.add_argument("--epochs", type=int, help="GAN training epochs (default 30)")
+    a.add_argument("--seed", type=int, help="attack seed (default: the checkpoint's)")
+    a.add_argument("--protocol", choices=["paper", "heldout"], help="paper: fit and score on the same samples")
+    a.add_argument("--target-batchnorm", choices=["eval", "batch"],
+                   help="eval: running statistics (default); batch: batch statistics as the reference code")
+    a.add_argument("--config", help="project config YAML (attack section, datasets.<name>.eps)")
+    a.add_argument("--generator-out", help="GAN: save the trained generators here (.pt)")
+    a.add_argument("--examples-out", help="figure of adversarial examples (.png/.pdf)")
+    a.add_argument("--device", help="auto, cpu or cuda (default auto)")
+    a.set_defaults(func=_attack)
 
     m = sub.add_parser("models", help="list the registered model names")
     m.set_defaults(func=_models)

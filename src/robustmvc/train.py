@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from robustmvc import models
 from robustmvc.files import atomic_path
@@ -80,7 +80,7 @@ def train(model: torch.nn.Module, views, cfg: dict, *, name: str = "model", loss
     epochs = pre + int(cfg["epochs"])
     gen = torch.Generator(device="cpu").manual_seed(int(cfg.get("seed", 0)))
     history = []
-    bar = tqdm(range(epochs), desc=f"train {name}", disable=not progress, leave=False)
+    bar = tqdm(range(epochs), desc=f"train {name}", disable=not progress, mininterval=2)
     for epoch in bar:
         phase = "pretrain" if epoch < pre else "main"
         if hasattr(model, "start_epoch"):
@@ -96,7 +96,7 @@ def train(model: torch.nn.Module, views, cfg: dict, *, name: str = "model", loss
             else:
                 terms = _default_step(model, batch, optimizers, phase, loss_fn)
             for key, value in terms.items():
-                value = float(value)
+                value = float(value.detach()) if torch.is_tensor(value) else float(value)
                 if not math.isfinite(value):
                     raise FloatingPointError(f"model {name}: loss term {key!r} became {value} at epoch "
                                              f"{epoch + 1} ({phase}); lower the learning rate or check the data")

@@ -57,6 +57,8 @@ def same_class_partners(labels: np.ndarray, rng: np.random.Generator, pairing: s
         perm = rng.permutation(idx)
         if pairing == "derangement" and len(idx) > 1:
             for pos in np.nonzero(perm == idx)[0]:
+                if perm[pos] != idx[pos]:  # already resolved by the previous swap
+                    continue
                 other = (pos + 1) % len(idx)
                 perm[pos], perm[other] = perm[other], perm[pos]
         elif pairing not in ("paper", "derangement"):

@@ -1,0 +1,36 @@
+# Each target sets itself up on a fresh machine (a .venv) before it runs.
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CORES ?= all
+# The CPU wheel on machines that have it; on a GPU machine pip resolves the CUDA build of the same version.
+TORCH ?= torch==2.13.0
+
+.PHONY: setup demo reproduce cpu-scale test benchmark clean
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@
+
+setup: $(STAMP)
+
+demo: setup  ## the whole DAG on embedded data, CPU, a few minutes -> reports/index.html
+	PATH=$(CURDIR)/$(BIN):$$PATH snakemake --cores $(CORES) --configfile config/demo.yaml
+
+reproduce: setup  ## the paper's experiment (config/config.yaml)
+	PATH=$(CURDIR)/$(BIN):$$PATH snakemake --cores $(CORES)
+
+cpu-scale: setup  ## the paper's experiment shrunk to 2 CPU cores (config/cpu-scale.yaml overlay)
+	PATH=$(CURDIR)/$(BIN):$$PATH snakemake --cores $(CORES) --configfile config/config.yaml config/cpu-scale.yaml
+
+test: setup  ## the test suite (what CI runs)
+	PATH=$(CURDIR)/$(BIN):$$PATH python -m pytest -q
+
+benchmark: setup  ## training throughput of CoMVC on this machine's device
+	$(BIN)/python benchmarks/train_throughput.py
+
+clean:
+	rm -rf results reports/demo reports/index.html .snakemake

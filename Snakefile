@@ -1,0 +1,54 @@
+# robustmvc: the paper's experiment as a DAG of papermill notebooks over the robustmvc package.
+#   snakemake --cores all                                   the paper's experiment (config/config.yaml)
+#   snakemake --cores all --configfile config/demo.yaml     the embedded demo, CPU, minutes
+import json
+import os
+import shlex
+import sys
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+# The paper's experiment unless --configfile names others (which then replace it, not extend it:
+# the demo must not inherit the paper's datasets). Overlays go after the base: --configfile A B.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
+
+
+validate(config, "config/schema.yaml")
+
+PY = shlex.quote(sys.executable)  # the interpreter snakemake runs in, so tools need not be on PATH
+R = config["results_dir"]
+REPORTS = config["report_dir"]
+SEEDS = config["seeds"]
+DATASETS = [d for d, entry in config["datasets"].items() if d != "regdb" or (entry or {}).get("dir")]
+MODELS = list(config["models"])
+CONFIGFILES = [os.path.relpath(f) for f in (workflow.overwrite_configfiles or ["config/config.yaml"])]
+
+
+def notebook_args(params):
+    """Notebook parameters as one shell-quoted JSON argument for papermill's -y."""
+    return shlex.quote(json.dumps(params))
+
+
+def papermill(notebook):
+    """Shell command of a notebook rule: run the notebook with `params.nb`, keep the executed copy
+    as the rule's log (kept when the job fails), and render it without code to `output.html`."""
+    return (
+        f"{PY} -m papermill --cwd . -k python3 {notebook} {{log.notebook:q}} -y {{params.nb}}"
+        f" && {PY} -m nbconvert --to html --no-input --log-level WARN {{log.notebook:q}}"
+        " --output-dir $(dirname {output.html:q}) --output $(basename {output.html:q} .html)"
+    )
+
+
+include: "rules/data.smk"
+include: "rules/train.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    input:
+        f"{REPORTS}/index.html",
