@@ -46,6 +46,7 @@ def papermill(notebook):
 
 include: "rules/data.smk"
 include: "rules/train.smk"
+include: "rules/attack.smk"
 include: "rules/report.smk"
 
 

@@ -4,9 +4,9 @@ from pathlib import Path
 
 REPORT_INPUTS = {
     "data": expand(f"{REPORTS}/01_prepare_data/{{dataset}}.html", dataset=DATASETS),
-    "train": expand(
-        f"{REPORTS}/02_train/{{dataset}}-{{model}}-seed{{seed}}.html", dataset=DATASETS, model=MODELS, seed=SEEDS
-    ),
+    "train": [train_report(m, d, s) for d in DATASETS for m in MODELS for s in SEEDS],
+    "attack": ATTACK_REPORTS,
+    "attack_metrics": ATTACK_METRICS,
     "metrics": expand(
         f"{R}/metrics/{{dataset}}/{{model}}/clean/seed{{seed}}.json", dataset=DATASETS, model=MODELS, seed=SEEDS
     ),

@@ -22,29 +22,13 @@ def _data_build(args) -> None:
 
 
 def _train(args) -> None:
-    from robustmvc import config, data, models, train
-    from robustmvc.evaluate import evaluate
+    from robustmvc import config, train
 
     cfg = config.load(args.config) if args.config else {}
-    ds = data.load(args.data)
-    settings, tcfg = config.resolve(cfg, args.model, ds.meta.get("dataset"))
-    if args.epochs is not None:
-        tcfg["epochs"] = args.epochs
-    tcfg["seed"] = args.seed
-    device = train.resolve_device(args.device or cfg.get("device", "auto"))
-    train.seed_everything(args.seed)
-    model = models.build(args.model, ds.view_shapes, ds.n_clusters, **settings).to(device)
-    views, _ = ds.part("train")
-    start = time.perf_counter()
-    history = train.train(model, views, tcfg, name=args.model, device=device)
-    seconds = time.perf_counter() - start
-    meta = {"model": args.model, "settings": settings, "train": tcfg, "view_shapes": ds.view_shapes,
-            "n_clusters": ds.n_clusters, "dataset": ds.meta.get("dataset"), "seed": args.seed,
-            "history": history, "train_seconds": seconds, "device": str(device)}
-    train.save_checkpoint(args.out, model, meta)
-    scores = evaluate(model, *ds.part("eval"), device=device)
-    print(f"wrote {args.out} after {seconds:.0f}s; clean eval "
-          + " ".join(f"{k}={v:.3f}" for k, v in scores.items()))
+    run = train.train_run(args.data, args.model, args.seed, args.out, cfg,
+                          device=args.device or cfg.get("device", "auto"), epochs=args.epochs)
+    print(f"wrote {args.out} after {run['seconds']:.0f}s ({run['samples_per_second']:.0f} samples/s); clean eval "
+          + " ".join(f"{k}={v:.3f}" for k, v in run["clean"].items()))
 
 
 def _evaluate(args) -> None:
@@ -144,7 +128,8 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--protocol", choices=["paper", "heldout"], help="paper: fit and score on the same samples")
     a.add_argument("--target-batchnorm", choices=["eval", "batch"],
                    help="eval: running statistics (default); batch: batch statistics as the reference code")
-    a.add_argument("--config", help="project config YAML (attack section, datasets.<name>.eps)")
+    a.add_argument("--config", action="append",
+                   help="project config YAML (attack section, datasets.<name>.eps); repeat to overlay")
     a.add_argument("--generator-out", help="GAN: save the trained generators here (.pt)")
     a.add_argument("--examples-out", help="figure of adversarial examples (.png/.pdf)")
     a.add_argument("--device", help="auto, cpu or cuda (default auto)")

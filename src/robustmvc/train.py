@@ -130,3 +130,41 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"):
                          **meta["settings"])
     model.load_state_dict(ckpt["state_dict"])
     return model.to(device).eval(), meta
+
+
+def train_run(data_path: str | Path, model_name: str, seed: int, checkpoint: str | Path,
+              cfg: dict | None = None, metrics: str | Path | None = None, device: str = "auto",
+              epochs: int | None = None, progress: bool = True) -> dict:
+    """One training run as the workflow does it: resolve settings for (model, dataset), train on the
+    train half, save the checkpoint, score the eval half (and write the metrics JSON if asked).
+
+    Returns a dict with the model, its settings, history, seconds and clean scores.
+    """
+    from robustmvc import config as config_mod
+    from robustmvc import data as data_mod
+    from robustmvc.evaluate import evaluate
+    from robustmvc.files import write_json
+
+    ds = data_mod.load(data_path)
+    dataset = ds.meta.get("dataset")
+    settings, tcfg = config_mod.resolve(cfg or {}, model_name, dataset)
+    if epochs is not None:
+        tcfg["epochs"] = epochs
+    tcfg["seed"] = seed
+    dev = resolve_device(device)
+    seed_everything(seed)
+    model = models.build(model_name, ds.view_shapes, ds.n_clusters, **settings).to(dev)
+    start = time.perf_counter()
+    history = train(model, ds.part("train")[0], tcfg, name=model_name, device=dev, progress=progress)
+    seconds = time.perf_counter() - start
+    save_checkpoint(checkpoint, model, {
+        "model": model_name, "settings": settings, "train": tcfg, "view_shapes": ds.view_shapes,
+        "n_clusters": ds.n_clusters, "dataset": dataset, "seed": seed, "history": history,
+        "train_seconds": seconds, "device": str(dev)})
+    scores = evaluate(model, *ds.part("eval"), device=dev)
+    if metrics:
+        write_json(metrics, {"dataset": dataset, "model": model_name, "seed": seed, "n_eval": int(len(ds.eval_idx)),
+                             "train_seconds": seconds, "settings": settings, "train": tcfg, "clean": scores})
+    return {"model": model, "dataset": dataset, "settings": settings, "train": tcfg, "history": history,
+            "seconds": seconds, "samples_per_second": len(ds.train_idx) * len(history) / seconds,
+            "device": dev, "clean": scores}

@@ -1,0 +1,60 @@
+# Attack stage: every trained model attacked on its eval half. Variants: `gan-both` (the paper's
+# attack) and `pgd` on every model; `gan-com` and `gan-con` (the ablation) on attack.ablation_models.
+
+
+def attack_variants(model):
+    section = config.get("attack") or {}
+    objectives = section.get("objectives", ["both", "com", "con"])
+    ablation = model in section.get("ablation_models", MODELS)
+    variants = [f"gan-{o}" for o in objectives if o == "both" or ablation]
+    return variants + (["pgd"] if section.get("pgd", True) else [])
+
+
+def attack_params(w, input, output):
+    attack, _, objective = w.variant.partition("-")
+    return notebook_args(
+        {
+            "data": input.data,
+            "checkpoint": input.checkpoint,
+            "metrics": output.metrics,
+            "generator": f"{R}/attacks/{w.dataset}/{w.model}/{w.variant}/seed{w.seed}.pt",
+            "examples": output.examples,
+            "attack": attack,
+            "objective": objective or "both",
+            "eps": None,
+            "config_files": CONFIGFILES,
+            "device": config.get("device", "auto"),
+        }
+    )
+
+
+rule attack:
+    input:
+        data=f"{R}/data/{{dataset}}.npz",
+        checkpoint=f"{R}/models/{{dataset}}/{{model}}/seed{{seed}}.pt",
+    output:
+        metrics=f"{R}/metrics/{{dataset}}/{{model}}/{{variant}}/seed{{seed}}.json",
+        examples=f"{R}/attacks/{{dataset}}/{{model}}/{{variant}}/seed{{seed}}.png",
+        html=f"{REPORTS}/03_attack/{{dataset}}-{{model}}-{{variant}}-seed{{seed}}.html",
+    log:
+        notebook=f"{R}/notebooks/03_attack/{{dataset}}-{{model}}-{{variant}}-seed{{seed}}.ipynb",
+    benchmark:
+        f"{R}/benchmarks/03_attack/{{dataset}}-{{model}}-{{variant}}-seed{{seed}}.tsv"
+    wildcard_constraints:
+        variant=r"gan-(both|com|con)|pgd",
+    params:
+        nb=attack_params,
+    shell:
+        papermill("notebooks/03_attack.ipynb")
+
+
+ATTACK_REPORTS = [
+    f"{REPORTS}/03_attack/{d}-{m}-{v}-seed{s}.html"
+    for d in DATASETS
+    for m in MODELS
+    for v in attack_variants(m)
+    for s in SEEDS
+]
+ATTACK_METRICS = [
+    f"{R}/metrics/{d}/{m}/{v}/seed{s}.json" for d in DATASETS for m in MODELS for v in attack_variants(m) for s in SEEDS
+]

@@ -1,0 +1,6 @@
+"""Defenses: models trained to keep their clustering under attack.
+
+- `adversarial`: AR-DMVC (PGD adversarial training on the contrastive loss) and AR-DMVC-AM (plus the
+  attack mitigator, a KL term between adversarial and clean cluster assignments), as a wrapper
+  around any registered backbone.
+"""

@@ -1,0 +1,99 @@
+"""AR-DMVC and AR-DMVC-AM (SPEC sections 1 and 6), as a wrapper that any registered model can wear.
+
+    L_AR-DMVC    = L(x) + lambda L(x~),  x~ = PGD argmax of the contrastive loss in B_eps(x) and [0, 1]
+    L_AR-DMVC-AM = L_AR-DMVC + gamma KL(p(a~|x~) || p(a|x))
+
+L is the backbone's own loss (for CoMVC: DDC1-3 + contrastive). The wrapper is itself a model of the
+one interface: forward is the backbone's, so attacks, evaluation and checkpoints treat it like any
+baseline, and the trainer needs no special case: the adversarial terms are part of `loss()`.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from robustmvc.attacks.pgd import pgd
+from robustmvc.models import losses
+from robustmvc.models.blocks import ModelOutput
+
+PROB_FLOOR = 1e-4  # added to both distributions before the log, as the public code does
+
+
+def kl_term(p_clean: torch.Tensor, p_adv: torch.Tensor, direction: str = "paper") -> torch.Tensor:
+    """Mean over the batch of KL between adversarial and clean soft assignments.
+
+    `paper`: KL(p(a~|x~) || p(a|x)), the bound of Theorem 4.2; `code`: KL(p(a|x) || p(a~|x~)), the
+    direction the public code computes.
+    """
+    p, q = p_clean + PROB_FLOOR, p_adv + PROB_FLOOR
+    if direction == "paper":
+        p, q = q, p
+    elif direction != "code":
+        raise ValueError(f"kl_direction must be 'paper' or 'code', got {direction!r}")
+    return (p * (p.log() - q.log())).sum(1).mean()
+
+
+def contrastive_objective(pairs: str = "all", tau: float = 0.1):
+    """What PGD maximises: the NT-Xent contrastive loss between views of the adversarial batch.
+
+    `all`: every view pair; `first`: views 0 and 1 only, as the public code does (then the other views
+    keep only their random start).
+    """
+    if pairs not in ("all", "first"):
+        raise ValueError(f"pgd_pairs must be 'all' or 'first', got {pairs!r}")
+
+    def objective(model, clean, adv):
+        zs = model(adv).z
+        return losses.contrastive(zs if pairs == "all" else zs[:2], tau)
+
+    return objective
+
+
+class AdversarialTraining(nn.Module):
+    def __init__(self, view_shapes, n_clusters: int, backbone: str = "comvc", backbone_settings: dict | None = None,
+                 encoder_width: int = 64, adv_weight: float = 1.0, kl_weight: float = 0.0,
+                 kl_direction: str = "paper", pgd_eps: float = 0.2, pgd_step: float = 0.02, pgd_steps: int = 10,
+                 pgd_pairs: str = "all", pgd_batchnorm: str = "eval", tau: float = 0.1, seed: int | None = None):
+        super().__init__()
+        from robustmvc import models
+
+        if backbone in ("ardmvc", "ardmvc-am"):
+            raise ValueError("the backbone of an adversarially trained model must be a baseline, e.g. comvc")
+        if pgd_batchnorm not in ("eval", "train"):
+            raise ValueError(f"pgd_batchnorm must be 'eval' or 'train', got {pgd_batchnorm!r}")
+        kl_term(torch.ones(1, 2) / 2, torch.ones(1, 2) / 2, kl_direction)  # validate the direction early
+        self.backbone = models.build(backbone, view_shapes, n_clusters, encoder_width=encoder_width,
+                                     **(backbone_settings or {}))
+        self.adv_weight, self.kl_weight, self.kl_direction = adv_weight, kl_weight, kl_direction
+        self.pgd_eps, self.pgd_step, self.pgd_steps = pgd_eps, pgd_step, pgd_steps
+        self.pgd_batchnorm = pgd_batchnorm
+        self.objective = contrastive_objective(pgd_pairs, tau)
+        # PGD's random starts draw from their own generator, seeded from the run's seeded RNG after the
+        # backbone is initialised: the backbone's initialisation and training order stay those of
+        # the plain backbone for the same seed
+        if seed is None:
+            seed = int(torch.randint(0, 2**31 - 1, (1,)).item())
+        self.pgd_generator = torch.Generator().manual_seed(seed)
+
+    def forward(self, views: list[torch.Tensor]) -> ModelOutput:
+        return self.backbone(views)
+
+    def adversarial_views(self, views: list[torch.Tensor]) -> list[torch.Tensor]:
+        """x~ by PGD. With pgd_batchnorm `eval` (default) the search runs on BatchNorm running statistics and
+        leaves them untouched; `train` runs it in train mode as the public code does, so each search step
+        also updates the running statistics."""
+        return pgd(self.backbone, views, self.objective, self.pgd_eps, self.pgd_step, self.pgd_steps,
+                   random_start=True, generator=self.pgd_generator,
+                   keep_mode=self.pgd_batchnorm == "train")
+
+    def loss(self, views, out: ModelOutput) -> dict[str, torch.Tensor]:
+        terms = self.backbone.loss(views, out)
+        adv = self.adversarial_views(views)
+        adv_out = self.backbone(adv)
+        terms.update({f"adv_{k}": self.adv_weight * v for k, v in self.backbone.loss(adv, adv_out).items()})
+        if self.kl_weight > 0:
+            terms["kl"] = self.kl_weight * kl_term(out.probs, adv_out.probs, self.kl_direction)
+        return terms
+
+    def predict(self, views: list[torch.Tensor]) -> torch.Tensor:
+        return self.backbone.predict(views)

@@ -1,0 +1,119 @@
+"""AR-DMVC and AR-DMVC-AM: the adversarial views, the KL term, equivalence with the plain backbone."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from robustmvc import models, train
+from robustmvc.attacks.pgd import pgd_set, probs_kl
+from robustmvc.defenses.adversarial import kl_term
+from robustmvc.evaluate import predict
+from robustmvc.metrics import accuracy
+
+FAST = dict(encoder_width=4, pgd_steps=3, pgd_step=0.05)
+
+
+def _views(n=12, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.rand(n, 1, 28, 28, generator=g) for _ in range(2)]
+
+
+@pytest.mark.parametrize("eps", [0.05, 0.2, 0.5])
+def test_adversarial_views_stay_in_ball_and_box(eps):
+    model = models.build("ardmvc", [(1, 28, 28)] * 2, 3, **{**FAST, "pgd_eps": eps})
+    views = _views()
+    adv = model.adversarial_views(views)
+    for x, a in zip(views, adv):
+        assert (a - x).abs().max() <= eps + 1e-6
+        assert a.min() >= 0 and a.max() <= 1
+        assert (a - x).abs().max() > eps / 2  # it did move
+
+
+def test_kl_term_against_direct_computation_both_directions():
+    g = torch.Generator().manual_seed(0)
+    p = torch.softmax(torch.randn(5, 4, generator=g), 1)
+    q = torch.softmax(torch.randn(5, 4, generator=g), 1)
+    pe, qe = p.numpy() + 1e-4, q.numpy() + 1e-4
+    paper = np.mean([sum(qe[i, k] * math.log(qe[i, k] / pe[i, k]) for k in range(4)) for i in range(5)])
+    code = np.mean([sum(pe[i, k] * math.log(pe[i, k] / qe[i, k]) for k in range(4)) for i in range(5)])
+    assert math.isclose(kl_term(p, q, "paper").item(), paper, rel_tol=1e-5)
+    assert math.isclose(kl_term(p, q, "code").item(), code, rel_tol=1e-5)
+    assert abs(paper - code) > 1e-3  # the two directions really differ here
+    assert kl_term(p, p, "paper").item() == pytest.approx(0, abs=1e-7)
+    # the public code's expression: F.kl_div(log q, p, batchmean) = KL(p || q)
+    ref = torch.nn.functional.kl_div((q + 1e-4).log(), p + 1e-4, reduction="batchmean")
+    assert math.isclose(kl_term(p, q, "code").item(), ref.item(), rel_tol=1e-5)
+    with pytest.raises(ValueError, match="kl_direction"):
+        kl_term(p, q, "sideways")
+
+
+def test_zero_weights_train_exactly_like_the_backbone(demo_data):
+    views = [v[:300] for v in demo_data.part("train")[0]]
+    cfg = {"epochs": 2, "batch_size": 100, "lr": 1e-3, "seed": 3}
+    histories = []
+    for name, extra in (("comvc", {}), ("ardmvc", {"adv_weight": 0.0, "pgd_steps": 2})):
+        train.seed_everything(3)
+        settings = {"encoder_width": 4, **extra}
+        if name == "ardmvc":
+            model = models.build(name, demo_data.view_shapes, 10, **settings)
+        else:
+            model = models.build(name, demo_data.view_shapes, 10, **settings)
+        histories.append(train.train(model, views, cfg, progress=False))
+    for plain, defended in zip(*histories):
+        for term in ("ddc1", "ddc2", "ddc3", "contrast"):
+            assert plain[term] == pytest.approx(defended[term], rel=1e-6, abs=1e-9)
+        assert defended["adv_ddc1"] == 0.0
+
+
+def test_pgd_search_leaves_batchnorm_statistics_alone_by_default():
+    model = models.build("ardmvc", [(1, 28, 28)] * 2, 3, **FAST).train()
+    views = _views()
+
+    def bn_state():
+        return {k: v.clone() for k, v in model.state_dict().items() if "running" in k}
+
+    before = bn_state()
+    model.adversarial_views(views)
+    assert model.training
+    assert all(torch.equal(before[k], v) for k, v in bn_state().items())
+    # the public code's behaviour, offered as an option, does update them
+    faithful = models.build("ardmvc", [(1, 28, 28)] * 2, 3, **FAST, pgd_batchnorm="train").train()
+    faithful.load_state_dict(model.state_dict())
+    faithful.adversarial_views(views)
+    changed = {k: v for k, v in faithful.state_dict().items() if "running_mean" in k}
+    assert any(not torch.equal(before[k], v) for k, v in changed.items())
+
+
+def test_first_pair_option_and_bad_settings():
+    three = [(1, 28, 28)] * 3
+    model = models.build("ardmvc", three, 3, **FAST, pgd_pairs="first")
+    assert len(model.adversarial_views(_views() + _views(seed=1)[:1])) == 3
+    with pytest.raises(ValueError, match="pgd_pairs"):
+        models.build("ardmvc", three, 3, pgd_pairs="some")
+    with pytest.raises(ValueError, match="ardmvc-am"):
+        models.build("ardmvc", three, 3, kl_weight=0.5)
+
+
+def test_mitigator_adds_a_kl_term():
+    model = models.build("ardmvc-am", [(1, 28, 28)] * 2, 3, **FAST, kl_weight=0.7)
+    views = _views()
+    terms = model.loss(views, model(views))
+    assert {"ddc1", "contrast", "adv_ddc1", "adv_contrast", "kl"} <= set(terms)
+    assert all(torch.isfinite(v) for v in terms.values())
+
+
+@pytest.mark.slow
+def test_defended_model_resists_pgd_better_than_comvc(demo_data):
+    views, _ = demo_data.part("train")
+    eval_views, labels = demo_data.part("eval")
+    cfg = {"epochs": 10, "batch_size": 100, "lr": 1e-3, "seed": 0}
+    robust = {}
+    for name, extra in (("comvc", {}), ("ardmvc-am", {"pgd_steps": 3, "pgd_step": 0.08, "kl_weight": 1.0})):
+        train.seed_everything(0)
+        model = models.build(name, demo_data.view_shapes, 10, encoder_width=8, **extra)
+        train.train(model, views, cfg, progress=False)
+        x = [torch.as_tensor(v) for v in eval_views]
+        adv = pgd_set(model, x, probs_kl, eps=0.2, step=0.05, steps=10, seed=1)
+        robust[name] = accuracy(labels, predict(model, [a.numpy() for a in adv]))
+    assert robust["ardmvc-am"] > robust["comvc"] + 0.05, robust
