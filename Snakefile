@@ -24,8 +24,19 @@ PY = shlex.quote(sys.executable)  # the interpreter snakemake runs in, so tools 
 R = config["results_dir"]
 REPORTS = config["report_dir"]
 SEEDS = config["seeds"]
-DATASETS = [d for d, entry in config["datasets"].items() if d != "regdb" or (entry or {}).get("dir")]
+# an overlay leaves a dataset out by setting it to null; RegDB is left out until its folder is set
+DATASETS = [d for d, e in config["datasets"].items() if e is not None and (d != "regdb" or e.get("dir"))]
 MODELS = list(config["models"])
+
+
+wildcard_constraints:
+    dataset="|".join(DATASETS),
+    model="|".join(sorted(MODELS, key=len, reverse=True)),
+    seed=r"\d+",
+    lam=r"[0-9.e+-]+",
+    gam=r"[0-9.e+-]+",
+
+
 CONFIGFILES = [os.path.relpath(f) for f in (workflow.overwrite_configfiles or ["config/config.yaml"])]
 
 
@@ -40,6 +51,7 @@ def papermill(notebook):
     return (
         f"{PY} -m papermill --cwd . -k python3 {notebook} {{log.notebook:q}} -y {{params.nb}}"
         f" && {PY} -m nbconvert --to html --no-input --log-level WARN {{log.notebook:q}}"
+        " --TemplateExporter.extra_template_basedirs=notebooks/templates --template offline"
         " --output-dir $(dirname {output.html:q}) --output $(basename {output.html:q} .html)"
     )
 
@@ -48,6 +60,7 @@ include: "rules/data.smk"
 include: "rules/train.smk"
 include: "rules/attack.smk"
 include: "rules/report.smk"
+include: "rules/evaluate.smk"
 
 
 rule all:

@@ -1,5 +1,6 @@
 # Attack stage: every trained model attacked on its eval half. Variants: `gan-both` (the paper's
-# attack) and `pgd` on every model; `gan-com` and `gan-con` (the ablation) on attack.ablation_models.
+# attack) and `pgd` on every model; `gan-com` and `gan-con` (the ablation) on attack.ablation_models;
+# a suffix `-eps0.1` sets the budget (the eps sweep of the evaluation stage).
 
 
 def attack_variants(model):
@@ -7,11 +8,19 @@ def attack_variants(model):
     objectives = section.get("objectives", ["both", "com", "con"])
     ablation = model in section.get("ablation_models", MODELS)
     variants = [f"gan-{o}" for o in objectives if o == "both" or ablation]
-    return variants + (["pgd"] if section.get("pgd", True) else [])
+    pgd = section.get("pgd", True)
+    return variants + (["pgd"] if pgd is True or (isinstance(pgd, list) and model in pgd) else [])
+
+
+def parse_variant(variant):
+    """`gan-both`, `gan-com-eps0.1`, `pgd` -> (attack, objective, eps or None)."""
+    parts = variant.split("-")
+    eps = float(parts.pop()[3:]) if parts[-1].startswith("eps") else None
+    return parts[0], (parts[1] if len(parts) > 1 else "both"), eps
 
 
 def attack_params(w, input, output):
-    attack, _, objective = w.variant.partition("-")
+    attack, objective, eps = parse_variant(w.variant)
     return notebook_args(
         {
             "data": input.data,
@@ -20,8 +29,8 @@ def attack_params(w, input, output):
             "generator": f"{R}/attacks/{w.dataset}/{w.model}/{w.variant}/seed{w.seed}.pt",
             "examples": output.examples,
             "attack": attack,
-            "objective": objective or "both",
-            "eps": None,
+            "objective": objective,
+            "eps": eps,
             "config_files": CONFIGFILES,
             "device": config.get("device", "auto"),
         }
@@ -41,7 +50,7 @@ rule attack:
     benchmark:
         f"{R}/benchmarks/03_attack/{{dataset}}-{{model}}-{{variant}}-seed{{seed}}.tsv"
     wildcard_constraints:
-        variant=r"gan-(both|com|con)|pgd",
+        variant=r"(gan-(both|com|con)|pgd)(-eps[0-9.]+)?",
     params:
         nb=attack_params,
     shell:

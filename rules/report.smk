@@ -1,21 +1,17 @@
+# Report stage: the landing page linking every rendered notebook, with clean metrics and stage times.
 from pathlib import Path
 
-# Report stage: the landing page linking every rendered notebook, with clean metrics and stage times.
-
-REPORT_INPUTS = {
-    "data": expand(f"{REPORTS}/01_prepare_data/{{dataset}}.html", dataset=DATASETS),
-    "train": [train_report(m, d, s) for d in DATASETS for m in MODELS for s in SEEDS],
-    "attack": ATTACK_REPORTS,
-    "attack_metrics": ATTACK_METRICS,
-    "metrics": expand(
-        f"{R}/metrics/{{dataset}}/{{model}}/clean/seed{{seed}}.json", dataset=DATASETS, model=MODELS, seed=SEEDS
-    ),
-}
+REPORT_CLEAN_METRICS = expand(
+    f"{R}/metrics/{{dataset}}/{{model}}/clean/seed{{seed}}.json", dataset=DATASETS, model=MODELS, seed=SEEDS
+)
 
 
 rule report_index:
     input:
-        **REPORT_INPUTS,
+        data=expand(f"{REPORTS}/01_prepare_data/{{dataset}}.html", dataset=DATASETS),
+        train=[train_report(m, d, s) for d in DATASETS for m in MODELS for s in SEEDS],
+        attack=ATTACK_REPORTS,
+        evaluate=f"{REPORTS}/06_evaluate/evaluate.html",
     output:
         scale=f"{REPORTS}/index.html",
         landing=f"{Path(REPORTS).parent}/index.html",

@@ -19,3 +19,23 @@ def mnist10k():
     if not MNIST_10K.is_dir():
         pytest.skip(f"{MNIST_10K} not present (the shared 10k MNIST digits)")
     return MNIST_10K
+
+
+def snakemake(*args, cwd=ROOT):
+    import shutil
+    import subprocess
+
+    exe = shutil.which("snakemake", path=str(ROOT / ".venv" / "bin")) or shutil.which("snakemake")
+    return subprocess.run([exe, *args], cwd=cwd, capture_output=True, text=True)
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory):
+    """The demo DAG (with tests/demo-fast.yaml's shorter training) run once into a temporary folder:
+    (results dir, reports dir of the demo scale)."""
+    root = tmp_path_factory.mktemp("demo")
+    results, reports = root / "results", root / "reports" / "demo"
+    run = snakemake("--cores", "2", "--configfile", "config/demo.yaml", "tests/demo-fast.yaml", "--config",
+                    f"results_dir={results}", f"report_dir={reports}")
+    assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
+    return results, reports

@@ -1,14 +1,10 @@
 """The CLI by its commands, the config schema, and the DAG (dry runs; the demo DAG for real)."""
 import json
-import shutil
-import subprocess
-import sys
-
 import pytest
 import yaml
 
 from robustmvc.cli import main
-from conftest import ROOT
+from conftest import ROOT, snakemake
 
 
 def test_models_lists_registered_names(capsys):
@@ -73,13 +69,8 @@ def test_unknown_dataset_fails_validation():
         _validate(cfg)
 
 
-def _snakemake(*args, cwd=ROOT):
-    exe = shutil.which("snakemake", path=str(ROOT / ".venv" / "bin")) or shutil.which("snakemake")
-    return subprocess.run([exe, *args], cwd=cwd, capture_output=True, text=True)
-
-
 def test_paper_dag_lists_data_and_training_for_three_public_datasets():
-    run = _snakemake("-n", "--cores", "1", "--quiet", "rules")
+    run = snakemake("-n", "--cores", "1", "--quiet", "rules")
     assert run.returncode == 0, run.stderr
     out = run.stdout + run.stderr
     cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
@@ -90,16 +81,24 @@ def test_paper_dag_lists_data_and_training_for_three_public_datasets():
 
 
 @pytest.mark.slow
-def test_demo_dag_end_to_end(tmp_path):
-    results, reports = tmp_path / "results", tmp_path / "reports" / "demo"
-    run = _snakemake("--cores", "2", "--configfile", "config/demo.yaml", "--config",
-                     f"results_dir={results}", f"report_dir={reports}")
-    assert run.returncode == 0, run.stderr[-3000:]
+def test_demo_dag_end_to_end(demo_run):
+    results, reports = demo_run
     index = (reports / "index.html").read_text()
-    assert "02_train/demo-comvc-seed0.html" in index and "01_prepare_data/demo.html" in index
-    assert (tmp_path / "reports" / "index.html").is_file()
+    for page in ("01_prepare_data/demo.html", "02_train/demo-comvc-seed0.html", "03_attack/demo-comvc-gan-both-seed0.html",
+                 "04_train_ardmvc/demo-ardmvc-seed0.html", "05_attack_mitigator/demo-ardmvc-am-seed0.html",
+                 "06_evaluate/evaluate.html"):
+        assert page in index, page
+    assert (reports.parent / "index.html").is_file()
     metrics = json.loads((results / "metrics" / "demo" / "comvc" / "clean" / "seed0.json").read_text())
     assert metrics["clean"]["acc"] > 0.5
-    # the executed notebook is kept, the rendered report has no code cells
+    attacked = json.loads((results / "metrics" / "demo" / "comvc" / "gan-both" / "seed0.json").read_text())
+    assert attacked["attacked"]["acc"] < attacked["clean"]["acc"]
+    assert attacked["max_abs_perturbation"] <= attacked["settings"]["eps"] + 1e-6
+    # the tidy table covers every model the demo config names
+    table = (results / "metrics" / "all.csv").read_text()
+    cfg = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
+    for model in cfg["models"]:
+        assert f",{model}," in table
+    # the executed notebook is kept; the rendered report has no code cells
     assert (results / "notebooks" / "02_train" / "demo-comvc-seed0.ipynb").is_file()
-    assert "import" not in (reports / "02_train" / "demo-comvc-seed0.html").read_text().split("<body")[1][:20000]
+    assert "import " not in (reports / "02_train" / "demo-comvc-seed0.html").read_text().split("<body")[1][:20000]

@@ -21,12 +21,24 @@ def _data_build(args) -> None:
           f"{ds.n_clusters} clusters, train {len(ds.train_idx)} / eval {len(ds.eval_idx)}")
 
 
+def _key_value(item: str):
+    """`KEY=VALUE` with VALUE read as YAML (numbers, booleans, lists)."""
+    import yaml
+
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise ValueError(f"--set takes KEY=VALUE, got {item!r}")
+    return key, yaml.safe_load(value)
+
+
 def _train(args) -> None:
     from robustmvc import config, train
 
-    cfg = config.load(args.config) if args.config else {}
-    run = train.train_run(args.data, args.model, args.seed, args.out, cfg,
-                          device=args.device or cfg.get("device", "auto"), epochs=args.epochs)
+    cfg = config.load(*args.config) if args.config else {}
+    overrides = dict(_key_value(item) for item in args.set)
+    run = train.train_run(args.data, args.model, args.seed, args.out, cfg, metrics=args.metrics,
+                          device=args.device or cfg.get("device", "auto"), epochs=args.epochs,
+                          overrides=overrides)
     print(f"wrote {args.out} after {run['seconds']:.0f}s ({run['samples_per_second']:.0f} samples/s); clean eval "
           + " ".join(f"{k}={v:.3f}" for k, v in run["clean"].items()))
 
@@ -99,7 +111,11 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, help="checkpoint .pt")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--epochs", type=int, help="override the configured epochs")
-    t.add_argument("--config", help="project config YAML (training, architecture, models sections)")
+    t.add_argument("--config", action="append",
+                   help="project config YAML (training, architecture, models sections); repeat to overlay")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one setting of the model or its training (e.g. --set adv_weight=10)")
+    t.add_argument("--metrics", help="also write the clean eval metrics JSON here")
     t.add_argument("--device", help="auto, cpu or cuda (default: config's, else auto)")
     t.set_defaults(func=_train)
 

@@ -134,10 +134,11 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"):
 
 def train_run(data_path: str | Path, model_name: str, seed: int, checkpoint: str | Path,
               cfg: dict | None = None, metrics: str | Path | None = None, device: str = "auto",
-              epochs: int | None = None, progress: bool = True) -> dict:
+              epochs: int | None = None, overrides: dict | None = None, progress: bool = True) -> dict:
     """One training run as the workflow does it: resolve settings for (model, dataset), train on the
     train half, save the checkpoint, score the eval half (and write the metrics JSON if asked).
 
+    `overrides` replace single resolved values (training keys go to training, the rest to the model).
     Returns a dict with the model, its settings, history, seconds and clean scores.
     """
     from robustmvc import config as config_mod
@@ -148,6 +149,8 @@ def train_run(data_path: str | Path, model_name: str, seed: int, checkpoint: str
     ds = data_mod.load(data_path)
     dataset = ds.meta.get("dataset")
     settings, tcfg = config_mod.resolve(cfg or {}, model_name, dataset)
+    for key, value in (overrides or {}).items():
+        (tcfg if key in config_mod.TRAIN_KEYS else settings)[key] = value
     if epochs is not None:
         tcfg["epochs"] = epochs
     tcfg["seed"] = seed

@@ -1,0 +1,77 @@
+# Evaluation stage: the eps sweep (extra attack variants), the lambda/gamma sensitivity sweep of the
+# defense, and notebook 06, which aggregates every metrics file into Table 1 and the figures.
+
+EVALUATION = config.get("evaluation") or {}
+EPS_SWEEP = EVALUATION.get("eps_sweep") or {}
+SWEEP_DATASETS = [d for d in EPS_SWEEP.get("datasets", []) if d in DATASETS]
+EPS_SWEEP_METRICS = [
+    f"{R}/metrics/{d}/{m}/gan-both-eps{e}/seed{s}.json"
+    for d in SWEEP_DATASETS
+    for m in EPS_SWEEP.get("models", MODELS)
+    for e in EPS_SWEEP.get("eps", [])
+    for s in SEEDS
+]
+
+SENSITIVITY = config.get("sensitivity") or {}
+SENSITIVITY_METRICS = (
+    [
+        f"{R}/sensitivity/{SENSITIVITY['dataset']}/lambda{lam}-gamma{gam}/seed{s}.json"
+        for lam in SENSITIVITY["adv_weight"]
+        for gam in SENSITIVITY["kl_weight"]
+        for s in SEEDS
+    ]
+    if SENSITIVITY.get("dataset") in DATASETS
+    else []
+)
+CONFIG_ARGS = " ".join(f"--config {shlex.quote(c)}" for c in CONFIGFILES)
+
+
+rule sensitivity_point:
+    input:
+        data=f"{R}/data/{{dataset}}.npz",
+    output:
+        checkpoint=temp(f"{R}/sensitivity/{{dataset}}/lambda{{lam}}-gamma{{gam}}/seed{{seed}}.pt"),
+        metrics=f"{R}/sensitivity/{{dataset}}/lambda{{lam}}-gamma{{gam}}/seed{{seed}}.json",
+    log:
+        f"{R}/logs/sensitivity/{{dataset}}-lambda{{lam}}-gamma{{gam}}-seed{{seed}}.log",
+    benchmark:
+        f"{R}/benchmarks/07_sensitivity/{{dataset}}-lambda{{lam}}-gamma{{gam}}-seed{{seed}}.tsv"
+    params:
+        model=SENSITIVITY.get("model", "ardmvc-am"),
+    shell:
+        f"({PY} -m robustmvc train --data {{input.data}} --model {{params.model}} {CONFIG_ARGS}"
+        " --set adv_weight={wildcards.lam} --set kl_weight={wildcards.gam} --seed {wildcards.seed}"
+        " --out {output.checkpoint:q}"
+        f" && {PY} -m robustmvc attack --data {{input.data}} --checkpoint {{output.checkpoint:q}} {CONFIG_ARGS}"
+        " --attack gan --objective both --out {output.metrics:q}) > {log:q} 2>&1"
+
+
+rule evaluate:
+    input:
+        clean=REPORT_CLEAN_METRICS,
+        attacks=ATTACK_METRICS,
+        eps_sweep=EPS_SWEEP_METRICS,
+        sensitivity=SENSITIVITY_METRICS,
+    output:
+        table=f"{R}/metrics/all.csv",
+        html=f"{REPORTS}/06_evaluate/evaluate.html",
+    log:
+        notebook=f"{R}/notebooks/06_evaluate/evaluate.ipynb",
+    benchmark:
+        f"{R}/benchmarks/06_evaluate/evaluate.tsv"
+    params:
+        nb=lambda w, input, output: notebook_args(
+            {
+                "results": R,
+                "table": output.table,
+                "config_files": CONFIGFILES,
+                "paper_table": "config/paper_table1.yaml",
+                "scale": EVALUATION.get("scale", "full"),
+                "tolerance": EVALUATION.get("tolerance", 0.05),
+                "eps_sweep_datasets": SWEEP_DATASETS,
+                "tsne_models": EVALUATION.get("tsne_models", ["comvc", "ardmvc-am"]),
+                "sensitivity_dataset": SENSITIVITY.get("dataset"),
+            }
+        ),
+    shell:
+        papermill("notebooks/06_evaluate.ipynb")

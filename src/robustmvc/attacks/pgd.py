@@ -1,0 +1,108 @@
+"""L-infinity projected gradient ascent (PGD, Madry et al. 2018) on any differentiable objective
+of the model interface.
+
+Used here as an evaluation attack (maximise the change of the soft cluster assignments) and,
+later, by AR-DMVC adversarial training (objective = the model's contrastive loss, SPEC section 6:
+random start, 10 steps of 0.02, eps 0.2).
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+
+from robustmvc.models.blocks import evaluating
+
+# Settings of PGD as an evaluation attack (the run's `settings`); eps is per dataset.
+DEFAULTS: dict = {
+    "eps": None,
+    "pgd_steps": 20,
+    "pgd_step": None,           # null = 2.5 * eps / steps
+    "pgd_objective": "kl",      # kl: KL(p(a|x) || p(a~|x~)) summed over samples; sq: squared distance
+    "random_start": True,
+    "batch_size": 100,
+    "target_batchnorm": "eval",
+    "protocol": "paper",
+    "heldout_fraction": 0.5,
+    "seed": 0,
+}
+
+# objective(model, clean_views, adversarial_views) -> scalar to maximise
+Objective = Callable[[nn.Module, list[torch.Tensor], list[torch.Tensor]], torch.Tensor]
+
+
+def pgd(model: nn.Module, views: Sequence[torch.Tensor], objective: Objective, eps: float, step: float,
+        steps: int, random_start: bool = True, views_to_attack: Sequence[int] | None = None,
+        generator: torch.Generator | None = None, keep_mode: bool = False) -> list[torch.Tensor]:
+    """Adversarial views within the L-infinity ball of radius `eps` around `views` and inside [0, 1].
+
+    Each step moves the attacked views by `step` along the sign of the objective's gradient, then
+    projects onto the ball and the box. The model runs in eval mode during the search (its mode is
+    restored afterwards); only the inputs get gradients, so its parameters, their `.grad` and its
+    BatchNorm running statistics are left as they were. Views not in `views_to_attack` stay clean.
+    Returns detached tensors. `keep_mode=True` searches in the model's current mode instead (a model
+    in train mode then updates its BatchNorm running statistics at every step, as the public
+    AR-DMVC code does during adversarial training).
+    """
+    if eps < 0 or step < 0 or steps < 0:
+        raise ValueError(f"PGD needs eps, step, steps >= 0; got {eps}, {step}, {steps}")
+    clean = [v.detach() for v in views]
+    attacked = list(range(len(clean))) if views_to_attack is None else sorted(set(views_to_attack))
+    if any(not 0 <= v < len(clean) for v in attacked):
+        raise ValueError(f"views_to_attack {list(views_to_attack)} out of range for {len(clean)} views")
+    lower = [(x - eps).clamp(0.0, 1.0) for x in clean]
+    upper = [(x + eps).clamp(0.0, 1.0) for x in clean]
+    adv = [x.clone() for x in clean]
+    if random_start:
+        for v in attacked:
+            noise = torch.rand(clean[v].shape, generator=generator, device="cpu").to(clean[v].device)
+            adv[v] = torch.minimum(torch.maximum(clean[v] + (2 * noise - 1) * eps, lower[v]), upper[v])
+    with (contextlib.nullcontext() if keep_mode else evaluating(model)), torch.enable_grad():
+        for _ in range(int(steps)):
+            for v in attacked:
+                adv[v] = adv[v].detach().requires_grad_(True)
+            value = objective(model, clean, adv)
+            # a view the objective does not use gets no gradient and keeps its random start
+            grads = torch.autograd.grad(value, [adv[v] for v in attacked], allow_unused=True)
+            with torch.no_grad():
+                for v, g in zip(attacked, grads):
+                    if g is None:
+                        continue
+                    adv[v] = torch.minimum(torch.maximum(adv[v] + step * g.sign(), lower[v]), upper[v])
+    return [a.detach() for a in adv]
+
+
+def probs_kl(model: nn.Module, clean: list[torch.Tensor], adv: list[torch.Tensor]) -> torch.Tensor:
+    """sum_i KL(p(a|x_i) || p(a~|x~_i)): how far the soft assignments move (the evaluation objective)."""
+    with torch.no_grad():
+        p = model(clean).probs.clamp_min(1e-8)
+    q = model(adv).probs.clamp_min(1e-8)
+    return (p * (p.log() - q.log())).sum()
+
+
+def probs_sq(model: nn.Module, clean: list[torch.Tensor], adv: list[torch.Tensor]) -> torch.Tensor:
+    """sum_i ||p(a|x_i) - p(a~|x~_i)||^2 (as Chhabra et al.'s black-box attack scores the change)."""
+    with torch.no_grad():
+        p = model(clean).probs
+    return (p - model(adv).probs).pow(2).sum()
+
+
+OBJECTIVES: dict[str, Objective] = {"kl": probs_kl, "sq": probs_sq}
+
+
+def default_step(eps: float, steps: int) -> float:
+    """Step size when none is given: 2.5 eps / steps (Madry et al.'s rule of thumb)."""
+    return 2.5 * eps / max(int(steps), 1)
+
+
+@torch.no_grad()
+def pgd_set(model: nn.Module, views: list[torch.Tensor], objective: Objective, eps: float, step: float,
+            steps: int, batch_size: int = 100, random_start: bool = True,
+            views_to_attack: Sequence[int] | None = None, seed: int = 0) -> list[torch.Tensor]:
+    """PGD over a whole set, batch by batch (seeded random starts)."""
+    gen = torch.Generator(device="cpu").manual_seed(int(seed))
+    out = [pgd(model, [v[i:i + batch_size] for v in views], objective, eps, step, steps,
+               random_start, views_to_attack, gen) for i in range(0, len(views[0]), batch_size)]
+    return [torch.cat([o[v] for o in out]) for v in range(len(views))]

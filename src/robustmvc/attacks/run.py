@@ -1,0 +1,205 @@
+"""One attack on one trained model: split the eval half by protocol, fit the attacker, score clean
+and attacked samples, and write the metrics JSON (plus, optionally, the generators and a figure).
+
+`attack_files(...)` is what the CLI (`python -m robustmvc attack`) and the notebooks call.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from robustmvc.attacks import gan, pgd
+from robustmvc.metrics import clustering_scores
+
+log = logging.getLogger(__name__)
+
+ATTACKS = ("gan", "pgd")
+
+
+@dataclass
+class AttackResult:
+    attack: str
+    settings: dict
+    labels: np.ndarray               # true classes of the scored samples
+    pred_clean: np.ndarray
+    pred_adv: np.ndarray
+    clean_views: list[np.ndarray]    # scored samples, clean
+    adv_views: list[np.ndarray]      # ... and attacked
+    score_positions: np.ndarray      # positions of the scored samples within the eval half
+    fit_positions: np.ndarray        # positions the attacker was fitted on (empty for PGD)
+    history: list[dict] = field(default_factory=list)
+    seconds: float = 0.0             # fitting (GAN) or searching (PGD) time
+    perturber: gan.Perturber | None = None
+
+    @property
+    def clean(self) -> dict[str, float]:
+        return clustering_scores(self.labels, self.pred_clean)
+
+    @property
+    def attacked(self) -> dict[str, float]:
+        return clustering_scores(self.labels, self.pred_adv)
+
+    def summary(self) -> dict:
+        """Scores and the size of the perturbation, measured on the scored samples."""
+        diffs = [np.abs(a - c) for a, c in zip(self.adv_views, self.clean_views)]
+        epochs = [h["seconds"] for h in self.history]
+        return {
+            "clean": self.clean,
+            "attacked": self.attacked,
+            "assignment_changed": float(np.mean(self.pred_adv != self.pred_clean)),
+            "max_abs_perturbation": float(max(d.max() for d in diffs)),
+            "max_abs_perturbation_per_view": [float(d.max()) for d in diffs],
+            "mean_abs_perturbation_per_view": [float(d.mean()) for d in diffs],
+            "min_value": float(min(a.min() for a in self.adv_views)),
+            "max_value": float(max(a.max() for a in self.adv_views)),
+            "seconds_per_epoch": float(np.mean(epochs)) if epochs else None,
+            "seconds": self.seconds,
+        }
+
+
+def split(n: int, protocol: str, fraction: float = 0.5, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(fit positions, scored positions) within the eval half. `paper`: both are all n samples;
+    `heldout`: a seeded shuffle, the first `fraction` fits the attacker, the rest is scored."""
+    if protocol == "paper":
+        return np.arange(n), np.arange(n)
+    if protocol != "heldout":
+        raise ValueError(f"attack protocol {protocol!r} is not 'paper' or 'heldout'")
+    perm = np.random.default_rng(seed).permutation(n)
+    n_fit = int(round(fraction * n))
+    if not 0 < n_fit < n:
+        raise ValueError(f"heldout protocol with {n} samples and fraction {fraction} leaves a part empty")
+    return np.sort(perm[:n_fit]), np.sort(perm[n_fit:])
+
+
+def resolve_settings(attack: str = "gan", cfg: dict | None = None, dataset: str | None = None,
+                     **overrides) -> dict:
+    """The attack's settings: code defaults < config `attack:` section < `datasets.<dataset>.eps`
+    (else the paper's eps for the dataset) < explicit overrides (None = not given)."""
+    if attack not in ATTACKS:
+        raise ValueError(f"unknown attack {attack!r}; choose one of {', '.join(ATTACKS)}")
+    defaults = gan.DEFAULTS if attack == "gan" else pgd.DEFAULTS
+    cfg = cfg or {}
+    section = cfg.get("attack") or {}
+    settings = dict(defaults)
+    settings.update({k: v for k, v in section.items() if k in defaults and v is not None})
+    eps = ((cfg.get("datasets") or {}).get(dataset) or {}).get("eps") if dataset else None
+    settings["eps"] = eps if eps is not None else gan.PAPER_EPS.get(dataset)
+    unknown = sorted(k for k, v in overrides.items() if v is not None and k not in defaults)
+    if unknown:
+        raise ValueError(f"settings {unknown} do not apply to the {attack} attack")
+    settings.update({k: v for k, v in overrides.items() if v is not None})
+    if settings["eps"] is None:
+        raise ValueError(f"no attack budget for dataset {dataset!r}: set `datasets.{dataset}.eps` in the "
+                         "config or pass --eps")
+    return gan.check_settings(settings) if attack == "gan" else _check_pgd(settings)
+
+
+def _check_pgd(s: dict) -> dict:
+    s = dict(s)
+    if not 0 < float(s["eps"]) <= 1:
+        raise ValueError(f"PGD needs 0 < eps <= 1, got {s['eps']}")
+    if s["pgd_objective"] not in pgd.OBJECTIVES:
+        raise ValueError(f"pgd_objective {s['pgd_objective']!r} is not one of {', '.join(pgd.OBJECTIVES)}")
+    if s["target_batchnorm"] not in gan.BATCHNORM_MODES:
+        raise ValueError(f"target_batchnorm {s['target_batchnorm']!r} is not one of {', '.join(gan.BATCHNORM_MODES)}")
+    s["eps"] = float(s["eps"])
+    if s["pgd_step"] is None:
+        s["pgd_step"] = pgd.default_step(s["eps"], s["pgd_steps"])
+    return s
+
+
+def run(model: torch.nn.Module, views, labels, settings: dict, attack: str = "gan",
+        device: torch.device | None = None, progress: bool = True) -> AttackResult:
+    """Attack `model` on the evaluation samples `views` (numpy arrays or tensors) with `labels`.
+
+    `settings` must be complete (see `resolve_settings`). The model is moved to `device` (default:
+    where it is) and left unchanged.
+    """
+    from robustmvc.train import seed_everything, to_tensors
+
+    device = device or next(model.parameters()).device
+    model.to(device)
+    s = settings
+    seed_everything(int(s["seed"]))
+    labels = np.asarray(labels)
+    x = to_tensors(views, device)
+    fit_pos, score_pos = split(len(labels), s["protocol"], s["heldout_fraction"], int(s["seed"]))
+    score_idx = torch.as_tensor(score_pos, device=device)
+    scored = [v[score_idx] for v in x]
+    chunk = int(s["batch_size"]) if s["target_batchnorm"] == "batch" else None
+    history: list[dict] = []
+    perturber = None
+    start = time.perf_counter()
+    if attack == "gan":
+        fit_idx = torch.as_tensor(fit_pos, device=device)
+        perturber, history = gan.fit(model, [v[fit_idx] for v in x], s, progress=progress,
+                                     score_views=scored, score_labels=labels[score_pos])
+        adv = perturber.perturb(scored)
+    elif attack == "pgd":
+        fit_pos = np.array([], dtype=np.int64)
+        with gan.frozen_target(model, s["target_batchnorm"]):
+            adv = pgd.pgd_set(model, scored, pgd.OBJECTIVES[s["pgd_objective"]], s["eps"], s["pgd_step"],
+                              int(s["pgd_steps"]), int(s["batch_size"]), bool(s["random_start"]),
+                              seed=int(s["seed"]))
+    else:
+        raise ValueError(f"unknown attack {attack!r}; choose one of {', '.join(ATTACKS)}")
+    seconds = time.perf_counter() - start
+    with gan.frozen_target(model, s["target_batchnorm"]), torch.no_grad():
+        pred_clean = gan.predict(model, scored, chunk).cpu().numpy()
+        pred_adv = gan.predict(model, adv, chunk).cpu().numpy()
+    return AttackResult(attack, dict(s), labels[score_pos], pred_clean, pred_adv,
+                        [v.cpu().numpy() for v in scored], [v.cpu().numpy() for v in adv],
+                        score_pos, fit_pos, history, seconds, perturber)
+
+
+def attack_files(data: str | Path, checkpoint: str | Path, out: str | Path, *, attack: str = "gan",
+                 config: str | Path | list | dict | None = None, generator_out: str | Path | None = None,
+                 examples_out: str | Path | None = None, device: str = "auto", progress: bool = True,
+                 n_examples: int = 5, **overrides) -> dict:
+    """Attack the checkpoint on the dataset's eval half and write the metrics JSON to `out`
+    (whole or not at all); optionally the generators (`generator_out`, GAN only) and a figure of
+    adversarial examples (`examples_out`). `config` is a config dict, a YAML path or a list of
+    paths (later ones override). `overrides` are attack settings (eps, objective,
+    epochs, protocol, target_batchnorm, seed, ...); the seed defaults to the model's."""
+    from robustmvc import config as config_mod
+    from robustmvc import data as data_mod
+    from robustmvc import train
+    from robustmvc.files import write_json
+
+    if isinstance(config, (str, Path)):
+        config = [config]
+    cfg = config_mod.load(*config) if isinstance(config, (list, tuple)) else (config or {})
+    dev = train.resolve_device(device)
+    ds = data_mod.load(data)
+    model, meta = train.load_checkpoint(checkpoint, dev)
+    if [list(s) for s in ds.view_shapes] != [list(s) for s in meta["view_shapes"]]:
+        raise ValueError(f"{checkpoint} was trained on views {meta['view_shapes']}, {data} has "
+                         f"{ds.view_shapes}; attack it on the dataset it was trained on")
+    dataset = ds.meta.get("dataset") or meta.get("dataset")
+    if overrides.get("seed") is None:
+        overrides["seed"] = int(meta.get("seed") or 0)
+    settings = resolve_settings(attack, cfg, dataset, **overrides)
+    views, labels = ds.part("eval")
+    result = run(model, views, labels, settings, attack, dev, progress)
+    record = {"dataset": dataset, "model": meta["model"], "seed": meta.get("seed"), "attack": attack,
+              "data": str(data), "checkpoint": str(checkpoint), "device": str(dev),
+              "protocol": settings["protocol"], "n_fit": int(len(result.fit_positions)),
+              "n_eval": int(len(result.score_positions)), "settings": settings}
+    record.update(result.summary())
+    record["history"] = result.history
+    if generator_out and result.perturber is not None:
+        gan.save_perturber(generator_out, result.perturber,
+                           {"dataset": dataset, "model": meta["model"], "seed": meta.get("seed"),
+                            "settings": settings, "history": result.history})
+    if examples_out:
+        from robustmvc.plots import attack_examples
+
+        attack_examples(result, examples_out, n=n_examples,
+                        title=f"{meta['model']} on {dataset}: {attack} attack, eps {settings['eps']}")
+    write_json(out, record)
+    return record

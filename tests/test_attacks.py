@@ -1,0 +1,273 @@
+"""The GAN attack, PGD, the attack runner and its CLI."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from robustmvc import cli, models, train
+from robustmvc.attacks import gan, pgd, run
+from robustmvc.data import MultiViewData, save
+
+TOL = 1e-6  # float32 rounding of (x + delta) - x
+
+
+def tiny_model(shapes=((1, 28, 28), (1, 28, 28)), k=3, seed=0):
+    torch.manual_seed(seed)
+    return models.build("comvc", list(shapes), k, encoder_width=4, hidden=16)
+
+
+def snapshot(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def assert_same_state(model, before):
+    after = model.state_dict()
+    assert set(after) == set(before)
+    for key, value in before.items():
+        assert torch.equal(after[key], value), f"{key} changed"
+
+
+def blob_views(n=60, k=3, seed=0):
+    """Two views of k well-separated blob classes, in [0, 1]."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % k
+    views = []
+    for _ in range(2):
+        centres = rng.uniform(0.2, 0.8, size=(k, 1, 28, 28))
+        views.append(np.clip(centres[labels] + rng.normal(0, 0.05, (n, 1, 28, 28)), 0, 1).astype(np.float32))
+    return views, labels
+
+
+# --- generator, budget, shapes -------------------------------------------------------------------
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(eps=st.floats(0.01, 1.0), seed=st.integers(0, 2**16), n=st.integers(1, 4),
+       init_std=st.sampled_from([1.0, 0.02, None]))
+def test_every_generated_batch_stays_in_the_ball_and_the_box(eps, seed, n, init_std):
+    torch.manual_seed(seed)
+    perturber = gan.Perturber([(1, 28, 28), (1, 28, 28)], eps, init_std)
+    views = [torch.rand(n, 1, 28, 28), torch.rand(n, 1, 28, 28).round()]  # binary view: box binds often
+    adv, deltas = perturber(views)
+    for x, a, d in zip(views, adv, deltas):
+        assert a.shape == x.shape
+        assert d.abs().max() <= eps
+        assert (a - x).abs().max() <= eps + TOL
+        assert a.min() >= 0 and a.max() <= 1
+    for x, a in zip(views, perturber.perturb(views, batch_size=3)):
+        assert (a - x).abs().max() <= eps + TOL and a.min() >= 0 and a.max() <= 1
+
+
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 128, 64), (2, 29, 33)])
+def test_generator_output_has_the_view_shape(shape):
+    out = gan.Generator(shape)(torch.rand(2, *shape))
+    assert out.shape == (2, *shape)
+    assert out.abs().max() <= 1  # tanh
+    scores = gan.Discriminator(shape)(torch.rand(2, *shape))
+    assert scores.shape[0] == 2 and scores.min() >= 0 and scores.max() <= 1
+
+
+def test_too_small_view_is_a_clear_error():
+    with pytest.raises(ValueError, match="too small"):
+        gan.Generator((1, 5, 5))
+
+
+# --- loss terms ------------------------------------------------------------------------------------
+
+def test_attack_losses_match_direct_computation():
+    rng = np.random.default_rng(1)
+    z_clean = [rng.normal(size=(5, 7)), rng.normal(size=(5, 7))]
+    z_adv = [rng.normal(size=(5, 7)), rng.normal(size=(5, 7))]
+    h_clean, h_adv = rng.normal(size=(5, 4)), rng.normal(size=(5, 4))
+    com = 0.0
+    for zc, za in zip(z_clean, z_adv):
+        for i in range(5):
+            com += 0.5 * np.sqrt(sum((zc[i, j] - za[i, j]) ** 2 for j in range(7)))
+    con = sum(0.5 * np.sqrt(sum((h_clean[i, j] - h_adv[i, j]) ** 2 for j in range(4))) for i in range(5))
+    t = lambda a: torch.as_tensor(a)  # noqa: E731
+    assert gan.complementarity_loss([t(z) for z in z_clean], [t(z) for z in z_adv]).item() == pytest.approx(com)
+    assert gan.consistency_loss(t(h_clean), t(h_adv)).item() == pytest.approx(con)
+    # images are flattened per sample, and the norm is not squared
+    d = torch.zeros(2, 1, 2, 2)
+    d[0] = 3.0 / 2  # ||.||_2 = sqrt(4 * 2.25) = 3
+    assert gan.perturbation_norm([d]).item() == pytest.approx(1.5)
+
+
+def test_objective_selects_terms():
+    model = tiny_model()
+    views = [torch.rand(4, 1, 28, 28) for _ in range(2)]
+    with gan.frozen_target(model):
+        a, b = model(views), model([v.flip(0) for v in views])
+    assert set(gan.adversarial_terms(a, b, "both")) == {"adv_com", "adv_con"}
+    assert set(gan.adversarial_terms(a, b, "com")) == {"adv_com"}
+    assert set(gan.adversarial_terms(a, b, "con")) == {"adv_con"}
+
+
+# --- the target stays untouched ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("batchnorm", ["eval", "batch"])
+def test_attack_leaves_the_target_unchanged_and_trains_the_generator(batchnorm):
+    model = tiny_model()
+    model.train()  # the mode must come back as it was
+    before = snapshot(model)
+    views, _ = blob_views(20)
+    views = train.to_tensors(views, "cpu")
+    s = gan.check_settings({"eps": 0.2, "epochs": 2, "batch_size": 10, "target_batchnorm": batchnorm})
+    torch.manual_seed(s["seed"])
+    fresh = gan.Perturber([(1, 28, 28)] * 2, 0.2, s["init_std"])
+    perturber, history = gan.fit(model, views, s, progress=False)
+    assert_same_state(model, before)
+    assert model.training and all(p.requires_grad and p.grad is None for p in model.parameters())
+    assert len(history) == 2 and {"g_total", "d_total", "perturbation", "adv_com", "adv_con", "seconds"} <= set(history[0])
+    moved = [not torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), perturber.state_dict().values())]
+    assert any(moved), "white-box gradients must reach the generators"
+
+
+def test_batch_mode_normalises_by_the_batch_and_restores_running_stats():
+    model = tiny_model()
+    x = [torch.rand(8, 1, 28, 28) for _ in range(2)]
+    before = snapshot(model)
+    with gan.frozen_target(model, "eval"):
+        eval_h = model(x).h
+    with gan.frozen_target(model, "batch"):
+        batch_h = model(x).h
+        half_h = model([v[:4] for v in x]).h
+        assert not model.training
+    assert not torch.allclose(eval_h, batch_h)  # batch statistics, not the running ones
+    assert not torch.allclose(batch_h[:4], half_h)  # ... so the batch's composition matters
+    assert_same_state(model, before)
+
+
+# --- PGD ---------------------------------------------------------------------------------------------
+
+def test_pgd_increases_its_objective_within_ball_and_box():
+    model = tiny_model()
+    model.train()
+    before = snapshot(model)
+    views = [torch.rand(16, 1, 28, 28), torch.rand(16, 1, 28, 28).round()]
+    eps = 0.1
+    gen = torch.Generator().manual_seed(0)
+    start = pgd.pgd(model, views, pgd.probs_kl, eps, step=0.02, steps=0, generator=gen)  # random start only
+    gen = torch.Generator().manual_seed(0)
+    adv = pgd.pgd(model, views, pgd.probs_kl, eps, step=0.02, steps=10, generator=gen)
+    with torch.no_grad(), gan.frozen_target(model):
+        assert pgd.probs_kl(model, views, adv) > 2 * pgd.probs_kl(model, views, start)
+        assert pgd.probs_sq(model, views, adv) > pgd.probs_sq(model, views, views)
+    for x, a in zip(views, adv):
+        assert (a - x).abs().max() <= eps + TOL and a.min() >= 0 and a.max() <= 1
+        assert not a.requires_grad
+    assert_same_state(model, before)
+    assert model.training and all(p.grad is None for p in model.parameters())
+
+
+def test_pgd_attacks_only_the_chosen_views_and_takes_any_objective():
+    model = tiny_model()
+    views = [torch.rand(6, 1, 28, 28) for _ in range(2)]
+
+    def contrast(m, clean, adv):  # the objective AR-DMVC training will use
+        return m.contrastive_loss(m(adv))
+
+    adv = pgd.pgd(model, views, contrast, 0.05, 0.01, 3, views_to_attack=[1])
+    assert torch.equal(adv[0], views[0]) and not torch.equal(adv[1], views[1])
+    assert (adv[1] - views[1]).abs().max() <= 0.05 + TOL
+    no_start = pgd.pgd(model, views, contrast, 0.05, 0.01, 0, random_start=False)
+    assert all(torch.equal(a, x) for a, x in zip(no_start, views))
+    model.train()  # keep_mode: the search runs in train mode (the public code's way), stats move
+    before = snapshot(model)
+    pgd.pgd(model, views, contrast, 0.05, 0.01, 2, keep_mode=True)
+    assert model.training
+    assert not torch.equal(model.state_dict()["head.hidden.2.running_mean"], before["head.hidden.2.running_mean"])
+
+
+# --- settings and protocols ----------------------------------------------------------------------
+
+def test_settings_precedence_and_errors():
+    cfg = {"attack": {"epochs": 7, "objectives": ["both", "com", "con"], "beta": 2.0},
+           "datasets": {"noisyfashion": {"eps": 0.2}}}
+    s = run.resolve_settings("gan", cfg, "noisyfashion", epochs=3)
+    assert (s["epochs"], s["beta"], s["eps"], s["objective"]) == (3, 2.0, 0.2, "both")
+    assert run.resolve_settings("gan", {}, "noisymnist")["eps"] == 0.3  # the paper's
+    assert run.resolve_settings("pgd", {}, "noisyfashion")["pgd_step"] == pytest.approx(2.5 * 0.15 / 20)
+    with pytest.raises(ValueError, match="eps"):
+        run.resolve_settings("gan", {}, "regdb")
+    with pytest.raises(ValueError, match="objective"):
+        run.resolve_settings("gan", {}, "noisymnist", objective="all")
+    with pytest.raises(ValueError, match="do not apply"):
+        run.resolve_settings("pgd", {}, "noisymnist", objective="com")
+
+
+def test_protocol_splits():
+    fit, score = run.split(10, "paper")
+    assert np.array_equal(fit, score) and len(fit) == 10
+    fit, score = run.split(11, "heldout", 0.5, seed=3)
+    assert len(np.intersect1d(fit, score)) == 0 and np.array_equal(np.sort(np.r_[fit, score]), np.arange(11))
+    assert np.array_equal(run.split(11, "heldout", 0.5, seed=3)[0], fit)  # seeded
+
+
+# --- runner and CLI -------------------------------------------------------------------------------------
+
+@pytest.fixture
+def tiny_files(tmp_path):
+    views, labels = blob_views(60)
+    idx = np.arange(60)
+    data_path = tmp_path / "blobs.npz"
+    save(data_path, MultiViewData(views, labels, idx[::2], idx[1::2], {"dataset": "blobs"}))
+    model = tiny_model()
+    ckpt = tmp_path / "model.pt"
+    train.save_checkpoint(ckpt, model, {"model": "comvc", "settings": {"encoder_width": 4, "hidden": 16},
+                                        "view_shapes": [[1, 28, 28]] * 2, "n_clusters": 3,
+                                        "dataset": "blobs", "seed": 0})
+    return data_path, ckpt, tmp_path
+
+
+@pytest.mark.parametrize("attack", ["gan", "pgd"])
+def test_cli_attack_writes_metrics_generator_and_figure(tiny_files, attack):
+    data_path, ckpt, tmp = tiny_files
+    out, fig, gen = tmp / "m.json", tmp / "ex.png", tmp / "g.pt"
+    argv = ["attack", "--data", str(data_path), "--checkpoint", str(ckpt), "--out", str(out),
+            "--attack", attack, "--eps", "0.25", "--protocol", "heldout", "--examples-out", str(fig),
+            "--device", "cpu"]
+    if attack == "gan":
+        argv += ["--epochs", "1", "--objective", "con", "--generator-out", str(gen)]
+    assert cli.main(argv) == 0
+    rec = json.loads(out.read_text())
+    for key in ("clean", "attacked", "settings", "dataset", "model", "seed", "max_abs_perturbation",
+                "min_value", "max_value", "seconds_per_epoch"):
+        assert key in rec
+    assert set(rec["clean"]) == set(rec["attacked"]) == {"acc", "nmi", "ari"}
+    assert rec["settings"]["eps"] == 0.25 and rec["settings"]["protocol"] == "heldout"
+    assert rec["n_eval"] == 15 and rec["dataset"] == "blobs"
+    assert 0 < rec["max_abs_perturbation"] <= 0.25 + TOL
+    assert 0 <= rec["min_value"] <= rec["max_value"] <= 1
+    assert fig.stat().st_size > 0
+    if attack == "gan":
+        assert rec["settings"]["objective"] == "con" and rec["settings"]["epochs"] == 1
+        assert rec["n_fit"] == 15 and rec["seconds_per_epoch"] > 0
+        perturber, meta = gan.load_perturber(gen)
+        assert perturber.eps == 0.25 and meta["model"] == "comvc"
+
+
+def test_cli_attack_missing_checkpoint_is_one_clear_error(tiny_files, capsys):
+    data_path, _, tmp = tiny_files
+    out = tmp / "m.json"
+    assert cli.main(["attack", "--data", str(data_path), "--checkpoint", str(tmp / "none.pt"),
+                     "--out", str(out), "--eps", "0.1"]) == 1
+    assert "train it first" in capsys.readouterr().err and not out.exists()
+
+
+@pytest.mark.slow
+def test_gan_attack_breaks_a_trained_comvc_on_demo(demo_data):
+    train.seed_everything(0)
+    model = models.build("comvc", demo_data.view_shapes, demo_data.n_clusters, encoder_width=16)
+    views, _ = demo_data.part("train")
+    train.train(model, views, {"epochs": 10, "batch_size": 100, "lr": 1e-3, "seed": 0}, progress=False)
+    before = snapshot(model)
+    s = run.resolve_settings("gan", {}, "demo", eps=0.3, epochs=2)
+    result = run.run(model, *demo_data.part("eval"), s, progress=False)
+    assert_same_state(model, before)
+    clean, attacked = result.clean["acc"], result.attacked["acc"]
+    assert clean > 0.6, f"the target did not train (ACC {clean:.2f})"
+    assert attacked < clean - 0.15, f"attack too weak: ACC {clean:.2f} -> {attacked:.2f}"
+    assert result.summary()["max_abs_perturbation"] <= 0.3 + TOL
