@@ -102,3 +102,42 @@ def batched_forward(model: nn.Module, views: list[torch.Tensor], batch_size: int
         probs=torch.cat([o.probs for o in outs]),
         extra={k: torch.cat([o.extra[k] for o in outs]) for k in outs[0].extra},
     )
+
+
+def cnn_small_decoder(shape: tuple[int, ...], width: int = 64) -> nn.Sequential:
+    """Mirror of `cnn_small` for a view of `shape` (C, H, W): flattened code in, the view's exact shape out.
+
+    Each encoder block maps a side s -> (s - 4) // 2 (two valid 3x3 convs, maxpool 2); each decoder block
+    upsamples to the pre-pool size and grows it back by 4 with two 3x3 transposed convs, so odd sides come
+    back exactly (1x28x28 and 3x128x64 alike). Sigmoid output: views are in [0, 1].
+    """
+    channels, height, width_px = shape
+    sizes = [(height, width_px)]  # the input size of each encoder block
+    for _ in range(2):
+        h, w = sizes[-1]
+        sizes.append(((h - 4) // 2, (w - 4) // 2))
+    if min(sizes[-1]) < 1:
+        raise ValueError(f"views of shape {tuple(shape)} are too small for the cnn_small encoder (need >= 16x16)")
+    layers: list[nn.Module] = [nn.Unflatten(1, (width, *sizes[2]))]
+    for block, (h, w) in enumerate([sizes[1], sizes[0]]):
+        last = block == 1
+        layers += [nn.Upsample(size=(h - 4, w - 4), mode="nearest"),
+                   nn.ConvTranspose2d(width, width, 3), nn.ReLU(),
+                   nn.ConvTranspose2d(width, channels if last else width, 3)]
+        layers += [nn.Sigmoid()] if last else [nn.BatchNorm2d(width), nn.ReLU()]
+    return nn.Sequential(*layers)
+
+
+def decoders(view_shapes, width: int = 64) -> nn.ModuleList:
+    """One `cnn_small_decoder` per view, taking that view's flattened encoder output."""
+    return nn.ModuleList(cnn_small_decoder(tuple(shape), width) for shape in view_shapes)
+
+
+def kmeans_labels(features: torch.Tensor, n_clusters: int, seed: int = 0, n_init: int = 10):
+    """sklearn k-means on the rows of `features`: (labels as LongTensor, centres as float Tensor), on features' device."""
+    from sklearn.cluster import KMeans
+
+    x = features.detach().double().cpu().numpy()
+    km = KMeans(n_clusters=n_clusters, n_init=n_init, random_state=seed).fit(x)
+    return (torch.as_tensor(km.labels_, dtype=torch.long, device=features.device),
+            torch.as_tensor(km.cluster_centers_, dtype=features.dtype, device=features.device))

@@ -67,3 +67,8 @@ def contrastive(zs: list[torch.Tensor], tau: float = 0.1) -> torch.Tensor:
     """Mean NT-Xent over every view pair u < v."""
     pairs = list(itertools.combinations(range(len(zs)), 2))
     return sum(nt_xent(zs[a], zs[b], tau) for a, b in pairs) / len(pairs)
+
+
+def reconstruction(views: list[torch.Tensor], recons: list[torch.Tensor]) -> torch.Tensor:
+    """Sum over views of the mean squared reconstruction error (AECoDDC, SEM)."""
+    return sum(F.mse_loss(r, x.reshape(r.shape)) for x, r in zip(views, recons))
