@@ -54,11 +54,7 @@ def test_zero_weights_train_exactly_like_the_backbone(demo_data):
     histories = []
     for name, extra in (("comvc", {}), ("ardmvc", {"adv_weight": 0.0, "pgd_steps": 2})):
         train.seed_everything(3)
-        settings = {"encoder_width": 4, **extra}
-        if name == "ardmvc":
-            model = models.build(name, demo_data.view_shapes, 10, **settings)
-        else:
-            model = models.build(name, demo_data.view_shapes, 10, **settings)
+        model = models.build(name, demo_data.view_shapes, 10, encoder_width=4, **extra)
         histories.append(train.train(model, views, cfg, progress=False))
     for plain, defended in zip(*histories):
         for term in ("ddc1", "ddc2", "ddc3", "contrast"):
