@@ -29,6 +29,11 @@ DATASETS = [d for d, e in config["datasets"].items() if e is not None and (d != 
 MODELS = list(config["models"])
 
 
+def seeds_of(model):
+    """Seeds `model` is trained and attacked with: `seeds_per_model.<model>`, else `seeds`."""
+    return (config.get("seeds_per_model") or {}).get(model, SEEDS)
+
+
 wildcard_constraints:
     dataset="|".join(DATASETS),
     model="|".join(sorted(MODELS, key=len, reverse=True)),

@@ -62,8 +62,8 @@ ATTACK_REPORTS = [
     for d in DATASETS
     for m in MODELS
     for v in attack_variants(m)
-    for s in SEEDS
+    for s in seeds_of(m)
 ]
 ATTACK_METRICS = [
-    f"{R}/metrics/{d}/{m}/{v}/seed{s}.json" for d in DATASETS for m in MODELS for v in attack_variants(m) for s in SEEDS
+    f"{R}/metrics/{d}/{m}/{v}/seed{s}.json" for d in DATASETS for m in MODELS for v in attack_variants(m) for s in seeds_of(m)
 ]
