@@ -66,6 +66,7 @@ include: "rules/train.smk"
 include: "rules/attack.smk"
 include: "rules/report.smk"
 include: "rules/evaluate.smk"
+include: "rules/related.smk"
 
 
 rule all:

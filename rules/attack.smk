@@ -1,6 +1,8 @@
 # Attack stage: every trained model attacked on its eval half. Variants: `gan-both` (the paper's
 # attack) and `pgd` on every model; `gan-com` and `gan-con` (the ablation) on attack.ablation_models;
-# a suffix `-eps0.1` sets the budget (the eps sweep of the evaluation stage).
+# `blackbox` / `whitebox` (Chhabra et al.'s attack, query-only or with exact gradients) on
+# attack.blackbox; `embedding` (ALRDC's attack on h) on attack.embedding; a suffix `-eps0.1` sets the
+# budget (the eps sweep of the evaluation stage).
 
 
 def attack_variants(model):
@@ -9,11 +11,13 @@ def attack_variants(model):
     ablation = model in section.get("ablation_models", MODELS)
     variants = [f"gan-{o}" for o in objectives if o == "both" or ablation]
     pgd = section.get("pgd", True)
-    return variants + (["pgd"] if pgd is True or (isinstance(pgd, list) and model in pgd) else [])
+    variants += ["pgd"] if pgd is True or (isinstance(pgd, list) and model in pgd) else []
+    variants += ["blackbox", "whitebox"] if model in section.get("blackbox", []) else []
+    return variants + (["embedding"] if model in section.get("embedding", []) else [])
 
 
 def parse_variant(variant):
-    """`gan-both`, `gan-com-eps0.1`, `pgd` -> (attack, objective, eps or None)."""
+    """`gan-both`, `gan-com-eps0.1`, `pgd`, `blackbox` -> (attack, objective, eps or None)."""
     parts = variant.split("-")
     eps = float(parts.pop()[3:]) if parts[-1].startswith("eps") else None
     return parts[0], (parts[1] if len(parts) > 1 else "both"), eps
@@ -43,14 +47,20 @@ rule attack:
         checkpoint=f"{R}/models/{{dataset}}/{{model}}/seed{{seed}}.pt",
     output:
         metrics=f"{R}/metrics/{{dataset}}/{{model}}/{{variant}}/seed{{seed}}.json",
-        examples=f"{R}/attacks/{{dataset}}/{{model}}/{{variant}}/seed{{seed}}.png",
+        examples=report(
+            f"{R}/attacks/{{dataset}}/{{model}}/{{variant}}/seed{{seed}}.png",
+            caption="captions/attack.rst",
+            category="Attacks",
+            subcategory="{dataset}",
+            labels={"model": "{model}", "attack": "{variant}", "seed": "{seed}"},
+        ),
         html=f"{REPORTS}/03_attack/{{dataset}}-{{model}}-{{variant}}-seed{{seed}}.html",
     log:
         notebook=f"{R}/notebooks/03_attack/{{dataset}}-{{model}}-{{variant}}-seed{{seed}}.ipynb",
     benchmark:
         f"{R}/benchmarks/03_attack/{{dataset}}-{{model}}-{{variant}}-seed{{seed}}.tsv"
     wildcard_constraints:
-        variant=r"(gan-(both|com|con)|pgd)(-eps[0-9.]+)?",
+        variant=r"(gan-(both|com|con)|pgd|blackbox|whitebox|embedding)(-eps[0-9.]+)?",
     params:
         nb=attack_params,
     shell:

@@ -54,7 +54,7 @@ rule evaluate:
         sensitivity=SENSITIVITY_METRICS,
     output:
         table=f"{R}/metrics/all.csv",
-        html=f"{REPORTS}/06_evaluate/evaluate.html",
+        html=report(f"{REPORTS}/06_evaluate/evaluate.html", caption="captions/evaluate.rst", category="Evaluation"),
     log:
         notebook=f"{R}/notebooks/06_evaluate/evaluate.ipynb",
     benchmark:

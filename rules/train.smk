@@ -1,8 +1,8 @@
 # Training stage: every configured model on every dataset and seed, with its clean evaluation.
-# Baselines run notebook 02; AR-DMVC and AR-DMVC-AM run their own notebooks (04, 05), which add the
-# curves of the adversarial and KL terms. Their checkpoints feed the attack stage like any other.
+# Baselines run notebook 02; AR-DMVC, AR-DMVC-AM and ALRDC run their own notebooks (04, 05, 07), which
+# add the curves of their defense terms. Their checkpoints feed the attack stage like any other.
 
-DEFENDED = {"ardmvc": "04_train_ardmvc", "ardmvc-am": "05_attack_mitigator"}
+DEFENDED = {"ardmvc": "04_train_ardmvc", "ardmvc-am": "05_attack_mitigator", "alrdc": "07_train_alrdc"}
 BASELINES = [m for m in MODELS if m not in DEFENDED]
 
 
@@ -75,3 +75,19 @@ use rule train as train_mitigator with:
     params:
         nb=train_params,
         notebook="notebooks/05_attack_mitigator.ipynb",
+
+
+use rule train as train_alrdc with:
+    output:
+        checkpoint=f"{R}/models/{{dataset}}/{{model}}/seed{{seed}}.pt",
+        metrics=f"{R}/metrics/{{dataset}}/{{model}}/clean/seed{{seed}}.json",
+        html=f"{REPORTS}/07_train_alrdc/{{dataset}}-{{model}}-seed{{seed}}.html",
+    log:
+        notebook=f"{R}/notebooks/07_train_alrdc/{{dataset}}-{{model}}-seed{{seed}}.ipynb",
+    benchmark:
+        f"{R}/benchmarks/07_train_alrdc/{{dataset}}-{{model}}-seed{{seed}}.tsv"
+    wildcard_constraints:
+        model="alrdc",
+    params:
+        nb=train_params,
+        notebook="notebooks/07_train_alrdc.ipynb",

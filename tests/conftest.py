@@ -1,5 +1,6 @@
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,3 +40,14 @@ def demo_run(tmp_path_factory):
                     f"results_dir={results}", f"report_dir={reports}")
     assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
     return results, reports
+
+
+def blob_views(n=60, k=3, seed=0):
+    """Two views of k well-separated blob classes, in [0, 1] (numpy), and the class of each sample."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % k
+    views = []
+    for _ in range(2):
+        centres = rng.uniform(0.2, 0.8, size=(k, 1, 28, 28))
+        views.append(np.clip(centres[labels] + rng.normal(0, 0.05, (n, 1, 28, 28)), 0, 1).astype(np.float32))
+    return views, labels

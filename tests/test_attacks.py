@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from robustmvc import cli, models, train
 from robustmvc.attacks import gan, pgd, run
 from robustmvc.data import MultiViewData, save
+from conftest import blob_views
 
 TOL = 1e-6  # float32 rounding of (x + delta) - x
 
@@ -28,17 +29,6 @@ def assert_same_state(model, before):
     assert set(after) == set(before)
     for key, value in before.items():
         assert torch.equal(after[key], value), f"{key} changed"
-
-
-def blob_views(n=60, k=3, seed=0):
-    """Two views of k well-separated blob classes, in [0, 1]."""
-    rng = np.random.default_rng(seed)
-    labels = np.arange(n) % k
-    views = []
-    for _ in range(2):
-        centres = rng.uniform(0.2, 0.8, size=(k, 1, 28, 28))
-        views.append(np.clip(centres[labels] + rng.normal(0, 0.05, (n, 1, 28, 28)), 0, 1).astype(np.float32))
-    return views, labels
 
 
 # --- generator, budget, shapes -------------------------------------------------------------------

@@ -1,5 +1,7 @@
 """The CLI by its commands, the config schema, and the DAG (dry runs; the demo DAG for real)."""
 import json
+
+import pandas as pd
 import pytest
 import yaml
 
@@ -77,7 +79,7 @@ def test_paper_dag_lists_data_and_training_for_three_public_datasets():
     counts = {line.split()[0]: int(line.split()[1]) for line in out.splitlines()
               if len(line.split()) == 2 and line.split()[1].isdigit()}
     assert counts["prepare_data"] == 3  # RegDB is left out until its folder is configured
-    trainings = counts["train"] + counts.get("train_ardmvc", 0) + counts.get("train_mitigator", 0)
+    trainings = sum(counts.get(rule, 0) for rule in ("train", "train_ardmvc", "train_mitigator", "train_alrdc"))
     assert trainings == 3 * len(cfg["models"]) * len(cfg["seeds"])
     assert counts["attack"] > 0 and counts["evaluate"] == 1
 
@@ -88,7 +90,8 @@ def test_demo_dag_end_to_end(demo_run):
     index = (reports / "index.html").read_text()
     for page in ("01_prepare_data/demo.html", "02_train/demo-comvc-seed0.html", "03_attack/demo-comvc-gan-both-seed0.html",
                  "04_train_ardmvc/demo-ardmvc-seed0.html", "05_attack_mitigator/demo-ardmvc-am-seed0.html",
-                 "06_evaluate/evaluate.html"):
+                 "06_evaluate/evaluate.html", "07_train_alrdc/demo-alrdc-seed0.html", "08_related/related.html",
+                 "03_attack/demo-comvc-blackbox-seed0.html", "03_attack/demo-alrdc-embedding-seed0.html"):
         assert page in index, page
     assert (reports.parent / "index.html").is_file()
     metrics = json.loads((results / "metrics" / "demo" / "comvc" / "clean" / "seed0.json").read_text())
@@ -96,6 +99,15 @@ def test_demo_dag_end_to_end(demo_run):
     attacked = json.loads((results / "metrics" / "demo" / "comvc" / "gan-both" / "seed0.json").read_text())
     assert attacked["attacked"]["acc"] < attacked["clean"]["acc"]
     assert attacked["max_abs_perturbation"] <= attacked["settings"]["eps"] + 1e-6
+    # the related systems: queries counted, transfer matrix complete, a detector AUC per attack
+    blackbox = json.loads((results / "metrics" / "demo" / "comvc" / "blackbox" / "seed0.json").read_text())
+    assert blackbox["queries"] > len(blackbox["history"]) * blackbox["n_fit"]
+    assert blackbox["max_abs_perturbation"] <= blackbox["settings"]["eps"] + 1e-6
+    transfer = pd.read_csv(results / "transfer" / "demo.csv")
+    assert len(transfer) == 16 and transfer["post_acc"].between(0, 1).all()
+    for attack in ("gan-both", "blackbox", "whitebox", "embedding"):
+        auc = json.loads((results / "detection" / "demo" / "comvc" / attack / "seed0.json").read_text())["auc"]
+        assert 0 <= auc["iforest-h"] <= 1, attack
     # the tidy table covers every model the demo config names
     table = (results / "metrics" / "all.csv").read_text()
     cfg = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())

@@ -51,6 +51,9 @@ def test_reports_open_in_a_browser_without_errors(demo_run, tmp_path):
     assert 'id="table1"' in dom and "paper" in dom
     figures = dom.count("<img")
     assert figures >= 6, f"expected the drop, ablation, eps, sensitivity, t-SNE and example figures; found {figures}"
+    related, _ = browse(reports / "08_related" / "related.html", tmp_path)
+    assert "<img" in related, "the transfer heat map is missing"
+    assert "iforest-h" in related and "queries" in related and "embedding" in related
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "evaluate.png"
     subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,2400",

@@ -77,6 +77,39 @@ def _attack(args) -> None:
           + " ".join(f"{k} {rec['clean'][k]:.3f}->{rec['attacked'][k]:.3f}" for k in rec["clean"]))
 
 
+def _named_paths(items: list[str], flag: str) -> dict[str, str]:
+    """`NAME=PATH` pairs, in order."""
+    out = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise ValueError(f"{flag} takes MODEL=PATH, got {item!r}")
+        out[name] = path
+    return out
+
+
+def _transfer(args) -> None:
+    from robustmvc.attacks.transfer import transfer_files
+    from robustmvc.files import atomic_path
+
+    generators = _named_paths(args.generator, "--generator")
+    checkpoints = _named_paths(args.checkpoint, "--checkpoint")
+    table = transfer_files(args.data, generators, checkpoints, device=args.device or "auto")
+    with atomic_path(args.out) as tmp:
+        table.to_csv(tmp, index=False)
+    print(f"wrote {args.out}: post-attack ACC, surrogate (rows) x target (columns)")
+    print(table.pivot(index="surrogate", columns="target", values="post_acc").round(3).to_string())
+
+
+def _detect(args) -> None:
+    from robustmvc.attacks.run import detect_files
+
+    rec = detect_files(args.data, args.checkpoint, args.generator, args.out, detectors=args.detectors,
+                       device=args.device or "auto")
+    print(f"wrote {args.out}: {rec['attack']} on {rec['model']}; AUC "
+          + " ".join(f"{k}={'n/a' if v is None else f'{v:.3f}'}" for k, v in rec["auc"].items()))
+
+
 def _models(args) -> None:
     from robustmvc import models
 
@@ -135,20 +168,42 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--data", required=True)
     a.add_argument("--checkpoint", required=True)
     a.add_argument("--out", required=True, help="metrics .json")
-    a.add_argument("--attack", choices=["gan", "pgd"], default="gan")
+    a.add_argument("--attack", choices=["gan", "pgd", "blackbox", "whitebox", "embedding"], default="gan",
+                   help="gan: the paper's; pgd; blackbox: Chhabra et al.'s, queries only; whitebox: the same "
+                        "loss with exact gradients; embedding: ALRDC's perturbation of h")
     a.add_argument("--objective", choices=["both", "com", "con"], help="GAN: terms attacked (default: both)")
     a.add_argument("--eps", type=float, help="L-infinity budget (default: datasets.<name>.eps, else the paper's)")
-    a.add_argument("--epochs", type=int, help="GAN training epochs (default 30)")
+    a.add_argument("--epochs", type=int, help="training epochs of the attacker (GAN default 30)")
     a.add_argument("--seed", type=int, help="attack seed (default: the checkpoint's)")
     a.add_argument("--protocol", choices=["paper", "heldout"], help="paper: fit and score on the same samples")
     a.add_argument("--target-batchnorm", choices=["eval", "batch"],
                    help="eval: running statistics (default); batch: batch statistics as the reference code")
     a.add_argument("--config", action="append",
                    help="project config YAML (attack section, datasets.<name>.eps); repeat to overlay")
-    a.add_argument("--generator-out", help="GAN: save the trained generators here (.pt)")
+    a.add_argument("--generator-out", help="save the trained generators (perturbation network) here (.pt)")
     a.add_argument("--examples-out", help="figure of adversarial examples (.png/.pdf)")
     a.add_argument("--device", help="auto, cpu or cuda (default auto)")
     a.set_defaults(func=_attack)
+
+    x = sub.add_parser("transfer", help="apply generators trained against surrogates to target models")
+    x.add_argument("--data", required=True)
+    x.add_argument("--generator", action="append", required=True, metavar="MODEL=PATH",
+                   help="a surrogate's generators (attack --generator-out); repeat")
+    x.add_argument("--checkpoint", action="append", required=True, metavar="MODEL=PATH",
+                   help="a target model; repeat")
+    x.add_argument("--out", required=True, help="table .csv: one row per (surrogate, target)")
+    x.add_argument("--device")
+    x.set_defaults(func=_transfer)
+
+    n = sub.add_parser("detect", help="AUC of anomaly detectors at telling clean from attacked samples")
+    n.add_argument("--data", required=True)
+    n.add_argument("--checkpoint", required=True)
+    n.add_argument("--generator", required=True, help="the attack's generators (attack --generator-out)")
+    n.add_argument("--detectors", nargs="+", default=["iforest-h", "pca-input"],
+                   choices=["iforest-h", "pca-input"])
+    n.add_argument("--out", required=True, help="results .json")
+    n.add_argument("--device")
+    n.set_defaults(func=_detect)
 
     m = sub.add_parser("models", help="list the registered model names")
     m.set_defaults(func=_models)

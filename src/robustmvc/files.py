@@ -30,3 +30,23 @@ def write_json(path: str | Path, obj) -> None:
 
 def read_json(path: str | Path):
     return json.loads(Path(path).read_text())
+
+
+def save_module(path: str | Path, module, meta: dict) -> None:
+    """A module's state_dict (on CPU) with the plain-data `meta` needed to rebuild it, whole or not at all."""
+    import torch
+
+    state = {k: v.detach().cpu() for k, v in module.state_dict().items()}
+    with atomic_path(path) as tmp:
+        torch.save({"state_dict": state, "meta": meta}, tmp)
+
+
+def load_module_file(path: str | Path, device="cpu", hint: str = "") -> dict:
+    """{"state_dict", "meta"} as `save_module` wrote it (tensors only: weights_only loading);
+    a missing file is one error that says how to make it (`hint`)."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist{'; ' + hint if hint else ''}")
+    return torch.load(path, map_location=device, weights_only=True)

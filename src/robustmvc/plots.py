@@ -101,6 +101,35 @@ def attack_examples(result, out: str | Path, n: int = 5, title: str | None = Non
     return [int(i) for i in idx]
 
 
+def embedding_shift(result, out: str | Path, title: str | None = None) -> None:
+    """The embedding attack has no adversarial images to show: instead, how far h moved (relative to
+    its length, per sample) and where the samples of each clean cluster went (clusters named by the
+    class they map to on clean data). Writes `out` whole or not at all."""
+    labels = np.asarray(result.labels)
+    rel = (np.linalg.norm(result.h_adv - result.h_clean, axis=1)
+           / np.maximum(np.linalg.norm(result.h_clean, axis=1), 1e-12))
+    mapping = cluster_to_class(labels, np.asarray(result.pred_clean))
+    before = np.array([mapping.get(int(k), -1) for k in result.pred_clean])
+    after = np.array([mapping.get(int(k), -1) for k in result.pred_adv])
+    names = sorted(set(before) | set(after))
+    moves = pd.crosstab(pd.Categorical(before, names), pd.Categorical(after, names), dropna=False)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.8), layout="constrained")
+    left.hist(rel, bins=40, color="tab:purple")
+    left.set_xlabel("||delta|| / ||h|| per sample")
+    left.set_ylabel("samples")
+    shown = right.imshow(moves.to_numpy(), cmap="viridis")
+    right.set_xticks(range(len(names)), names, fontsize=7)
+    right.set_yticks(range(len(names)), names, fontsize=7)
+    right.set_xlabel("cluster after the attack")
+    right.set_ylabel("cluster before")
+    fig.colorbar(shown, ax=right, shrink=0.8, label="samples")
+    fig.suptitle(title or "embedding attack", fontsize=9)
+    out = Path(out)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=120, format=out.suffix.lstrip(".") or "png")
+    plt.close(fig)
+
+
 # ---------------------------------------------------------------------------------------------
 # Figures of the evaluation report (notebook 06): each takes the tidy or summary table of
 # robustmvc.tables and returns a matplotlib Figure (None when the table holds nothing to draw).
@@ -228,4 +257,31 @@ def tsne_clean_vs_attacked(model, perturber, views, labels, n: int = 1000, seed:
         ax.scatter(part[:, 0], part[:, 1], c=labels[idx], cmap="tab10", s=5)
         ax.set_title(f"{title} {name}".strip()), ax.set_xticks([]), ax.set_yticks([])
     fig.tight_layout()
+    return fig
+
+
+def transfer_heatmap(table: pd.DataFrame):
+    """Post-attack ACC of each target (columns) under the generators of each surrogate (rows), one
+    panel per dataset; the diagonal is the white-box attack. None when there is nothing to draw."""
+    from robustmvc.tables import DATASET_ORDER, MODEL_ORDER
+
+    if table is None or table.empty:
+        return None
+    datasets = _ordered(table["dataset"].unique(), DATASET_ORDER)
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5.2 * len(datasets), 4.6), squeeze=False,
+                             layout="constrained")
+    for ax, dataset in zip(axes[0], datasets):
+        part = table[table["dataset"] == dataset]
+        order = _ordered(part["surrogate"].unique(), MODEL_ORDER)
+        grid = part.pivot(index="surrogate", columns="target", values="post_acc").reindex(index=order, columns=order)
+        shown = ax.imshow(grid.to_numpy(), cmap="magma", vmin=0, vmax=1)
+        for (r, c), v in np.ndenumerate(grid.to_numpy()):
+            ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=6,
+                    color="white" if v < 0.55 else "black")
+        ax.set_xticks(range(len(order)), order, rotation=60, fontsize=7)
+        ax.set_yticks(range(len(order)), order, fontsize=7)
+        ax.set_xlabel("target model")
+        ax.set_ylabel("surrogate (generator trained against)")
+        ax.set_title(dataset, fontsize=9)
+    fig.colorbar(shown, ax=axes.ravel().tolist(), shrink=0.7, label="post-attack ACC")
     return fig

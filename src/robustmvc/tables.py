@@ -18,7 +18,7 @@ from robustmvc.files import read_json
 
 METRICS = ("acc", "nmi", "ari")
 COLUMNS = ["dataset", "model", "seed", "attack", "protocol", "eps", "phase", *METRICS]
-MODEL_ORDER = ["eamc", "simvc", "comvc", "multivae", "aecoddc", "infoddc", "sem", "ardmvc", "ardmvc-am"]
+MODEL_ORDER = ["eamc", "simvc", "comvc", "multivae", "aecoddc", "infoddc", "sem", "ardmvc", "ardmvc-am", "alrdc"]
 DATASET_ORDER = ["regdb", "noisyfashion", "noisymnist", "patchedmnist", "demo", "demo3"]
 
 

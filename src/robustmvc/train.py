@@ -22,7 +22,7 @@ import torch
 from tqdm import tqdm
 
 from robustmvc import models
-from robustmvc.files import atomic_path
+from robustmvc.files import load_module_file, save_module
 
 log = logging.getLogger(__name__)
 
@@ -114,17 +114,12 @@ def train(model: torch.nn.Module, views, cfg: dict, *, name: str = "model", loss
 
 def save_checkpoint(path: str | Path, model: torch.nn.Module, meta: dict) -> None:
     """state_dict + the plain-data description needed to rebuild the model; written whole or not at all."""
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    with atomic_path(path) as tmp:
-        torch.save({"state_dict": state, "meta": meta}, tmp)
+    save_module(path, model, meta)
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"):
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist; train it first with "
-                                "`python -m robustmvc train --data ... --model ... --out ...`")
-    ckpt = torch.load(path, map_location=device, weights_only=True)
+    ckpt = load_module_file(path, device, "train it first with "
+                            "`python -m robustmvc train --data ... --model ... --out ...`")
     meta = ckpt["meta"]
     model = models.build(meta["model"], [tuple(s) for s in meta["view_shapes"]], meta["n_clusters"],
                          **meta["settings"])

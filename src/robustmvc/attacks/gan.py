@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from robustmvc.files import atomic_path
+from robustmvc.files import load_module_file, save_module
 from robustmvc.models.blocks import ModelOutput, batched_forward
 
 log = logging.getLogger(__name__)
@@ -64,11 +64,19 @@ def check_settings(settings: dict) -> dict:
     if unknown:
         raise ValueError(f"unknown GAN attack settings {unknown}; known: {', '.join(DEFAULTS)}")
     s = {**DEFAULTS, **{k: v for k, v in settings.items() if v is not None}}
-    if s["eps"] is None or not 0 < float(s["eps"]) <= 1:
-        raise ValueError(f"the attack needs an L-infinity budget 0 < eps <= 1, got {s['eps']!r}; "
-                         "set `datasets.<name>.eps` in the config or pass --eps")
     if s["objective"] not in OBJECTIVES:
         raise ValueError(f"attack objective {s['objective']!r} is not one of {', '.join(OBJECTIVES)}")
+    return check_common(s)
+
+
+def check_common(s: dict, budget: bool = True) -> dict:
+    """The checks every fitted attack shares: its budget eps (when it has one), how the target and
+    the samples are used, and the length of training. Returns `s` with eps as a float."""
+    if budget:
+        if s["eps"] is None or not 0 < float(s["eps"]) <= 1:
+            raise ValueError(f"the attack needs an L-infinity budget 0 < eps <= 1, got {s['eps']!r}; "
+                             "set `datasets.<name>.eps` in the config or pass --eps")
+        s["eps"] = float(s["eps"])
     if s["target_batchnorm"] not in BATCHNORM_MODES:
         raise ValueError(f"target_batchnorm {s['target_batchnorm']!r} is not one of {', '.join(BATCHNORM_MODES)}")
     if s["protocol"] not in ("paper", "heldout"):
@@ -77,7 +85,6 @@ def check_settings(settings: dict) -> dict:
         raise ValueError(f"heldout_fraction must lie in (0, 1), got {s['heldout_fraction']}")
     if int(s["epochs"]) < 1 or int(s["batch_size"]) < 2:
         raise ValueError("the attack needs epochs >= 1 and batch_size >= 2")
-    s["eps"] = float(s["eps"])
     return s
 
 
@@ -95,9 +102,11 @@ class Generator(nn.Module):
 
     The transposed convs take `output_padding` from the encoder's sizes, so the output has the
     view's exact shape for any input size (28x28 and 128x64 alike; odd sizes included).
+    `residual_blocks` > 0 puts that many `ResidualBlock`s at the 32-channel bottleneck, as AdvGAN's
+    generator (which the black-box attack uses) has; 0 is the AR-DMVC generator.
     """
 
-    def __init__(self, shape: tuple[int, int, int]):
+    def __init__(self, shape: tuple[int, int, int], residual_blocks: int = 0):
         super().__init__()
         channels, height, width = shape
         sizes = [(height, width)]
@@ -109,6 +118,8 @@ class Generator(nn.Module):
             nn.Conv2d(channels, 8, 3, 1), nn.InstanceNorm2d(8), nn.ReLU(),
             nn.Conv2d(8, 16, 3, 2), nn.InstanceNorm2d(16), nn.ReLU(),
             nn.Conv2d(16, 32, 3, 2), nn.InstanceNorm2d(32), nn.ReLU())
+        # an empty Sequential is the identity and adds no state_dict keys: old checkpoints still load
+        self.bottleneck = nn.Sequential(*(ResidualBlock(32) for _ in range(int(residual_blocks))))
 
         def up(c_in, c_out, stride, source, target):
             pad = tuple(t - ((s - 1) * stride + 3) for s, t in zip(source, target))
@@ -120,7 +131,21 @@ class Generator(nn.Module):
             up(8, channels, 1, sizes[1], sizes[0]), nn.Tanh())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.encoder(x))
+        return self.decoder(self.bottleneck(self.encoder(x)))
+
+
+class ResidualBlock(nn.Module):
+    """x + (conv3x3, InstanceNorm, ReLU, conv3x3, InstanceNorm)(x): padded convs keep the size, so
+    the blocks deepen the bottleneck without touching the encoder/decoder geometry."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, padding=1), nn.InstanceNorm2d(channels), nn.ReLU(),
+            nn.Conv2d(channels, channels, 3, padding=1), nn.InstanceNorm2d(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
 
 
 class Discriminator(nn.Module):
@@ -160,11 +185,12 @@ def init_weights(module: nn.Module, std: float | None) -> None:
 class Perturber(nn.Module):
     """The attacker's generators, one per view, with the budget built in."""
 
-    def __init__(self, view_shapes, eps: float, init_std: float | None = 1.0):
+    def __init__(self, view_shapes, eps: float, init_std: float | None = 1.0, residual_blocks: int = 0):
         super().__init__()
         self.view_shapes = [tuple(int(d) for d in s) for s in view_shapes]
         self.eps = float(eps)
-        self.generators = nn.ModuleList(Generator(s) for s in self.view_shapes)
+        self.residual_blocks = int(residual_blocks)
+        self.generators = nn.ModuleList(Generator(s, self.residual_blocks) for s in self.view_shapes)
         init_weights(self, init_std)
 
     def deltas(self, views: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -184,20 +210,16 @@ class Perturber(nn.Module):
 
 
 def save_perturber(path: str | Path, perturber: Perturber, meta: dict) -> None:
-    state = {k: v.detach().cpu() for k, v in perturber.state_dict().items()}
-    meta = dict(meta, view_shapes=[list(s) for s in perturber.view_shapes], eps=perturber.eps)
-    with atomic_path(path) as tmp:
-        torch.save({"state_dict": state, "meta": meta}, tmp)
+    save_module(path, perturber, dict(meta, view_shapes=[list(s) for s in perturber.view_shapes],
+                                      eps=perturber.eps, residual_blocks=perturber.residual_blocks))
 
 
 def load_perturber(path: str | Path, device="cpu") -> tuple[Perturber, dict]:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"attack generator {path} does not exist; train one with "
-                                "`python -m robustmvc attack ... --generator-out PATH`")
-    ckpt = torch.load(path, map_location=device, weights_only=True)
+    ckpt = load_module_file(path, device, "train one with `python -m robustmvc attack ... --generator-out PATH`")
     meta = ckpt["meta"]
-    perturber = Perturber([tuple(s) for s in meta["view_shapes"]], meta["eps"], init_std=None)
+    # files written before residual blocks existed hold plain AR-DMVC generators
+    perturber = Perturber([tuple(s) for s in meta["view_shapes"]], meta["eps"], init_std=None,
+                          residual_blocks=meta.get("residual_blocks", 0))
     perturber.load_state_dict(ckpt["state_dict"])
     return perturber.to(device).eval(), meta
 

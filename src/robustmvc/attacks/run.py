@@ -1,7 +1,11 @@
 """One attack on one trained model: split the eval half by protocol, fit the attacker, score clean
 and attacked samples, and write the metrics JSON (plus, optionally, the generators and a figure).
 
-`attack_files(...)` is what the CLI (`python -m robustmvc attack`) and the notebooks call.
+`attack_files(...)` is what the CLI (`python -m robustmvc attack`) and the notebooks call;
+`detect_files(...)` scores anomaly detectors against a saved attacker.
+
+Attacks: `gan` (the paper's), `pgd`, `blackbox` (Chhabra et al.'s, queries only), `whitebox` (the same
+loss with exact gradients) and `embedding` (ALRDC's perturbation of h; the inputs stay clean).
 """
 from __future__ import annotations
 
@@ -13,12 +17,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from robustmvc.attacks import gan, pgd
+from robustmvc.attacks import blackbox, embedding, gan, pgd
 from robustmvc.metrics import clustering_scores
 
 log = logging.getLogger(__name__)
 
-ATTACKS = ("gan", "pgd")
+ATTACKS = ("gan", "pgd", "blackbox", "whitebox", "embedding")
+# where each attack's defaults live and which config section may override them
+SETTINGS = {"gan": (gan.DEFAULTS, "attack"), "pgd": (pgd.DEFAULTS, "attack"),
+            "blackbox": (blackbox.DEFAULTS, "blackbox"), "whitebox": (blackbox.DEFAULTS, "blackbox"),
+            "embedding": (embedding.DEFAULTS, "embedding_attack")}
 
 
 @dataclass
@@ -34,7 +42,10 @@ class AttackResult:
     fit_positions: np.ndarray        # positions the attacker was fitted on (empty for PGD)
     history: list[dict] = field(default_factory=list)
     seconds: float = 0.0             # fitting (GAN) or searching (PGD) time
-    perturber: gan.Perturber | None = None
+    perturber: torch.nn.Module | None = None
+    queries: int | None = None       # black-box: samples submitted to the target while fitting
+    h_clean: np.ndarray | None = None  # embedding attack: h of the scored samples ...
+    h_adv: np.ndarray | None = None    # ... and h + delta
 
     @property
     def clean(self) -> dict[str, float]:
@@ -59,6 +70,11 @@ class AttackResult:
             "max_value": float(max(a.max() for a in self.adv_views)),
             "seconds_per_epoch": float(np.mean(epochs)) if epochs else None,
             "seconds": self.seconds,
+            **({} if self.queries is None else
+               {"queries": int(self.queries), "queries_per_sample": self.queries / max(len(self.fit_positions), 1)}),
+            **({} if self.h_adv is None else {"max_relative_embedding_perturbation": float(
+                (np.linalg.norm(self.h_adv - self.h_clean, axis=1)
+                 / np.maximum(np.linalg.norm(self.h_clean, axis=1), 1e-12)).max())}),
         }
 
 
@@ -78,25 +94,32 @@ def split(n: int, protocol: str, fraction: float = 0.5, seed: int = 0) -> tuple[
 
 def resolve_settings(attack: str = "gan", cfg: dict | None = None, dataset: str | None = None,
                      **overrides) -> dict:
-    """The attack's settings: code defaults < config `attack:` section < `datasets.<dataset>.eps`
-    (else the paper's eps for the dataset) < explicit overrides (None = not given)."""
+    """The attack's settings: code defaults < its config section (`attack:` for gan and pgd,
+    `blackbox:` for blackbox and whitebox, `embedding_attack:`) < `datasets.<dataset>.eps` (else the
+    paper's eps for the dataset; not for the embedding attack, bounded in h) < explicit overrides
+    (None = not given)."""
     if attack not in ATTACKS:
         raise ValueError(f"unknown attack {attack!r}; choose one of {', '.join(ATTACKS)}")
-    defaults = gan.DEFAULTS if attack == "gan" else pgd.DEFAULTS
+    defaults, section_name = SETTINGS[attack]
     cfg = cfg or {}
-    section = cfg.get("attack") or {}
+    section = cfg.get(section_name) or {}
     settings = dict(defaults)
     settings.update({k: v for k, v in section.items() if k in defaults and v is not None})
-    eps = ((cfg.get("datasets") or {}).get(dataset) or {}).get("eps") if dataset else None
-    settings["eps"] = eps if eps is not None else gan.PAPER_EPS.get(dataset)
+    if "eps" in defaults:
+        eps = ((cfg.get("datasets") or {}).get(dataset) or {}).get("eps") if dataset else None
+        settings["eps"] = eps if eps is not None else gan.PAPER_EPS.get(dataset)
     unknown = sorted(k for k, v in overrides.items() if v is not None and k not in defaults)
     if unknown:
         raise ValueError(f"settings {unknown} do not apply to the {attack} attack")
     settings.update({k: v for k, v in overrides.items() if v is not None})
-    if settings["eps"] is None:
+    if attack in ("blackbox", "whitebox"):
+        settings["gradient"] = "nes" if attack == "blackbox" else "exact"
+    if "eps" in defaults and settings["eps"] is None:
         raise ValueError(f"no attack budget for dataset {dataset!r}: set `datasets.{dataset}.eps` in the "
                          "config or pass --eps")
-    return gan.check_settings(settings) if attack == "gan" else _check_pgd(settings)
+    check = {"gan": gan.check_settings, "pgd": _check_pgd, "blackbox": blackbox.check_settings,
+             "whitebox": blackbox.check_settings, "embedding": embedding.check_settings}[attack]
+    return check(settings)
 
 
 def _check_pgd(s: dict) -> dict:
@@ -133,13 +156,21 @@ def run(model: torch.nn.Module, views, labels, settings: dict, attack: str = "ga
     scored = [v[score_idx] for v in x]
     chunk = int(s["batch_size"]) if s["target_batchnorm"] == "batch" else None
     history: list[dict] = []
-    perturber = None
+    perturber = queries = h_clean = h_adv = pred_clean = pred_adv = None
+    fit_views = [v[torch.as_tensor(fit_pos, device=device)] for v in x]
     start = time.perf_counter()
     if attack == "gan":
-        fit_idx = torch.as_tensor(fit_pos, device=device)
-        perturber, history = gan.fit(model, [v[fit_idx] for v in x], s, progress=progress,
+        perturber, history = gan.fit(model, fit_views, s, progress=progress,
                                      score_views=scored, score_labels=labels[score_pos])
         adv = perturber.perturb(scored)
+    elif attack in ("blackbox", "whitebox"):
+        perturber, history, queries = blackbox.fit(model, fit_views, s, progress=progress, name=attack)
+        adv = perturber.perturb(scored)
+    elif attack == "embedding":
+        perturber, history = embedding.fit(model, fit_views, s, progress=progress)
+        adv = scored  # the inputs stay clean; h is what moves
+        pred_clean, pred_adv, h_clean, h_adv = (t.cpu().numpy() for t in embedding.attacked_predictions(
+            model, perturber, scored, s["target_batchnorm"], int(s["batch_size"])))
     elif attack == "pgd":
         fit_pos = np.array([], dtype=np.int64)
         with gan.frozen_target(model, s["target_batchnorm"]):
@@ -149,12 +180,32 @@ def run(model: torch.nn.Module, views, labels, settings: dict, attack: str = "ga
     else:
         raise ValueError(f"unknown attack {attack!r}; choose one of {', '.join(ATTACKS)}")
     seconds = time.perf_counter() - start
-    with gan.frozen_target(model, s["target_batchnorm"]), torch.no_grad():
-        pred_clean = gan.predict(model, scored, chunk).cpu().numpy()
-        pred_adv = gan.predict(model, adv, chunk).cpu().numpy()
+    if pred_adv is None:
+        with gan.frozen_target(model, s["target_batchnorm"]), torch.no_grad():
+            pred_clean = gan.predict(model, scored, chunk).cpu().numpy()
+            pred_adv = gan.predict(model, adv, chunk).cpu().numpy()
     return AttackResult(attack, dict(s), labels[score_pos], pred_clean, pred_adv,
                         [v.cpu().numpy() for v in scored], [v.cpu().numpy() for v in adv],
-                        score_pos, fit_pos, history, seconds, perturber)
+                        score_pos, fit_pos, history, seconds, perturber, queries, h_clean, h_adv)
+
+
+def save_attacker(path: str | Path, attack: str, perturber: torch.nn.Module, meta: dict) -> None:
+    """The fitted generators (or embedding perturber), with `attack` in their meta."""
+    meta = dict(meta, attack=attack)
+    (embedding.save_perturber if attack == "embedding" else gan.save_perturber)(path, perturber, meta)
+
+
+def load_attacker(path: str | Path, device="cpu") -> tuple[torch.nn.Module, dict]:
+    """What `save_attacker` wrote: a `gan.Perturber` (gan, blackbox, whitebox) or an
+    `embedding.EmbeddingPerturber`; meta["attack"] says which (files without it come from the GAN attack)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"attack generator {path} does not exist; train one with "
+                                "`python -m robustmvc attack ... --generator-out PATH`")
+    kind = torch.load(path, map_location="cpu", weights_only=True)["meta"].get("kind")
+    perturber, meta = (embedding.load_perturber if kind == "embedding" else gan.load_perturber)(path, device)
+    meta.setdefault("attack", "gan")
+    return perturber, meta
 
 
 def attack_files(data: str | Path, checkpoint: str | Path, out: str | Path, *, attack: str = "gan",
@@ -193,13 +244,50 @@ def attack_files(data: str | Path, checkpoint: str | Path, out: str | Path, *, a
     record.update(result.summary())
     record["history"] = result.history
     if generator_out and result.perturber is not None:
-        gan.save_perturber(generator_out, result.perturber,
-                           {"dataset": dataset, "model": meta["model"], "seed": meta.get("seed"),
-                            "settings": settings, "history": result.history})
+        save_attacker(generator_out, attack, result.perturber,
+                      {"dataset": dataset, "model": meta["model"], "seed": meta.get("seed"),
+                       "settings": settings, "history": result.history})
     if examples_out:
-        from robustmvc.plots import attack_examples
+        from robustmvc import plots
 
-        attack_examples(result, examples_out, n=n_examples,
-                        title=f"{meta['model']} on {dataset}: {attack} attack, eps {settings['eps']}")
+        if attack == "embedding":
+            plots.embedding_shift(result, examples_out, title=f"{meta['model']} on {dataset}: embedding attack, "
+                                                              f"bound {settings['bound']} ||h||")
+        else:
+            plots.attack_examples(result, examples_out, n=n_examples,
+                                  title=f"{meta['model']} on {dataset}: {attack} attack, eps {settings['eps']}")
+    write_json(out, record)
+    return record
+
+
+def detect_files(data: str | Path, checkpoint: str | Path, generator: str | Path, out: str | Path, *,
+                 detectors=None, device: str = "auto", seed: int = 0) -> dict:
+    """AUC of each anomaly detector (fitted on the clean train half) at telling the eval half from its
+    attacked copy, made by the saved attacker `generator`; written to `out` whole or not at all."""
+    from robustmvc import data as data_mod
+    from robustmvc import detect, train
+    from robustmvc.files import write_json
+
+    dev = train.resolve_device(device)
+    ds = data_mod.load(data)
+    model, meta = train.load_checkpoint(checkpoint, dev)
+    attacker, ameta = load_attacker(generator, dev)
+    if ameta.get("model") not in (None, meta["model"]) or ameta.get("dataset") not in (None, ds.meta.get("dataset")):
+        raise ValueError(f"{generator} attacks {ameta.get('model')} on {ameta.get('dataset')}, not {meta['model']} on "
+                         f"{ds.meta.get('dataset')}; detect with the generator trained against this checkpoint")
+    views, _ = ds.part("eval")
+    train_views, _ = ds.part("train")
+    x = train.to_tensors(views, dev)
+    kinds = tuple(detectors or detect.DETECTORS)
+    if ameta["attack"] == "embedding":
+        batchnorm = (ameta.get("settings") or {}).get("target_batchnorm", "eval")
+        h_adv = embedding.attacked_predictions(model, attacker, x, batchnorm)[3]
+        aucs = detect.detection_aucs(model, train_views, views, attacked_h=h_adv.cpu().numpy(), kinds=kinds, seed=seed)
+    else:
+        adv = [a.cpu().numpy() for a in attacker.perturb(x)]
+        aucs = detect.detection_aucs(model, train_views, views, attacked_views=adv, kinds=kinds, seed=seed)
+    record = {"dataset": ds.meta.get("dataset"), "model": meta["model"], "seed": meta.get("seed"),
+              "attack": ameta["attack"], "generator": str(generator), "n_train": int(len(train_views[0])),
+              "n_eval": int(len(views[0])), "auc": aucs}
     write_json(out, record)
     return record

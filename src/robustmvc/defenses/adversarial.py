@@ -95,5 +95,8 @@ class AdversarialTraining(nn.Module):
             terms["kl"] = self.kl_weight * kl_term(out.probs, adv_out.probs, self.kl_direction)
         return terms
 
+    def probs_from_h(self, h: torch.Tensor) -> torch.Tensor:
+        return self.backbone.probs_from_h(h)
+
     def predict(self, views: list[torch.Tensor]) -> torch.Tensor:
         return self.backbone.predict(views)

@@ -42,6 +42,16 @@ REGISTRY["ardmvc"] = _defended(mitigator=False)
 REGISTRY["ardmvc-am"] = _defended(mitigator=True)
 
 
+def _alrdc(view_shapes, n_clusters, **settings):
+    """ALRDC, imported on first build: the defense module imports this registry itself."""
+    from robustmvc.defenses.alrdc import ALRDC
+
+    return ALRDC(view_shapes, n_clusters, **settings)
+
+
+REGISTRY["alrdc"] = _alrdc
+
+
 def names() -> list[str]:
     return list(REGISTRY)
 

@@ -28,6 +28,11 @@ class CoMVC(nn.Module):
         hidden, probs = self.head(self.fusion(zs))
         return ModelOutput(z=zs, h=hidden, probs=probs)
 
+    def probs_from_h(self, h: torch.Tensor) -> torch.Tensor:
+        """The clustering layer alone, so an attack or defense can perturb h itself (the embedding-space
+        attack); on forward's own h it gives forward's probs."""
+        return torch.softmax(self.head.out(h), dim=1)
+
     def contrastive_loss(self, out: ModelOutput) -> torch.Tensor:
         """The weighted contrastive term: weight x min fusion weight (detached) x mean pair NT-Xent."""
         return self.contrast_weight * self.fusion.weights.min().detach() * losses.contrastive(out.z, self.tau)

@@ -1,0 +1,206 @@
+"""The black-box GAN attack of Chhabra, Sekhari & Mohapatra (NeurIPS 2022, "On the Robustness of
+Deep Clustering Models"), adapted to multi-view models.
+
+Threat model: the attacker never sees the target's weights, representations or gradients, only
+the soft cluster assignments f(x) = `ModelOutput.probs` of the samples it submits (`QueryOracle`).
+Per view v the generators of `gan.Perturber` (AdvGAN-style, with residual blocks) give
+x~_v = clamp(x_v + clip(G_v(x_v), -eps, eps), 0, 1), and minimise
+
+    perturb_weight * sum_v mean_i ||delta_i^v||_2  +  gan_weight * sum_v MSE(D_v(x~_v), 1)  -  beta * A,
+    A = 0.5 * mean_i ||f(x_i) - f(x~_i)||^2,
+
+with per-view LSGAN discriminators as in `gan`. With gradient="nes" dA/dx~ is estimated from
+queries alone (antithetic NES) and pushed into the generators through a linear surrogate; with
+gradient="exact" autograd runs through the frozen target: the same attack, white-box, so the cost
+of the black-box restriction can be measured.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from robustmvc.attacks import gan
+
+log = logging.getLogger(__name__)
+
+GRADIENTS = ("nes", "exact")
+
+# Every knob of the attack. Values tuned on the demo (see tests/test_blackbox.py) where the
+# reference is silent.
+DEFAULTS: dict = {
+    "eps": None,                # L-infinity budget; per dataset (gan.PAPER_EPS), required
+    "epochs": 10,               # passes over the fit set
+    "batch_size": 100,          # samples per generator step (full batches only, as gan.fit)
+    "lr": 1.0e-3,               # Adam, generators and discriminators alike
+    "beta": 50.0,               # weight of A; A <= 1 (probabilities), so it must outweigh the other terms
+    "perturb_weight": 0.1,      # weight of sum_v mean_i ||delta_i^v||_2 (up to eps * sqrt(pixels) per view)
+    "gan_weight": 1.0,          # weight of the generator's LSGAN term
+    "gradient": "nes",          # nes: dA/dx~ from queries only (black-box); exact: autograd (white-box twin)
+    "nes_samples": 10,          # antithetic direction pairs per estimate: 2 * nes_samples queries per sample per step
+    "nes_sigma": 0.01,          # NES probe radius in pixel units ([0, 1] images); 0.005-0.05 did alike on the demo
+    "residual_blocks": 4,       # residual blocks at the generator bottleneck (AdvGAN-style generator)
+    "init_std": None,           # None: PyTorch's init; the AR-DMVC N(0, 1) init saturates tanh from step one
+    "target_batchnorm": "eval",  # eval: the target's BatchNorm on running statistics; batch: batch statistics
+    "protocol": "paper",        # for the runner: paper fits and scores the same samples; heldout splits them
+    "heldout_fraction": 0.5,    # heldout: this share of the eval half fits the generators
+    "seed": 0,
+}
+
+
+def check_settings(settings: dict) -> dict:
+    """DEFAULTS overridden by `settings`, validated; unknown keys are an error (typos stop early)."""
+    unknown = sorted(set(settings) - set(DEFAULTS))
+    if unknown:
+        raise ValueError(f"unknown black-box attack settings {unknown}; known: {', '.join(DEFAULTS)}")
+    s = {**DEFAULTS, **{k: v for k, v in settings.items() if v is not None}}
+    if s["gradient"] not in GRADIENTS:
+        raise ValueError(f"gradient {s['gradient']!r} is not one of {', '.join(GRADIENTS)}")
+    gan.check_common(s)
+    if int(s["nes_samples"]) < 1 or not float(s["nes_sigma"]) > 0:
+        raise ValueError(f"NES needs nes_samples >= 1 and nes_sigma > 0, got {s['nes_samples']}, {s['nes_sigma']}")
+    if int(s["residual_blocks"]) < 0:
+        raise ValueError(f"residual_blocks must be >= 0, got {s['residual_blocks']}")
+    return s
+
+
+class QueryOracle:
+    """The attacker's only access to the target: soft assignments of submitted samples, without
+    gradients, counted. One query is one multi-view sample, so `queries` is the attack's budget in
+    the units black-box papers report."""
+
+    def __init__(self, model: nn.Module, batchnorm: str = "eval"):
+        self.model, self.batchnorm, self.queries = model, batchnorm, 0
+
+    def __call__(self, views: list[torch.Tensor]) -> torch.Tensor:
+        views = [v.detach() for v in views]
+        with torch.no_grad(), gan.frozen_target(self.model, self.batchnorm):
+            probs = self.model(views).probs
+        self.queries += len(views[0])
+        return probs
+
+
+def sample_distances(clean_probs: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
+    """0.5 * ||f(x_i) - f(x~_i)||^2 per sample: the attack term A before the batch mean."""
+    return 0.5 * (clean_probs - probs).pow(2).sum(dim=-1)
+
+
+def nes_gradient(oracle, clean_probs: torch.Tensor, adv: list[torch.Tensor], samples: int, sigma: float,
+                 generator: torch.Generator | None = None) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Antithetic NES estimate of d a_i / d x~_i for every sample i (a_i = `sample_distances`), and
+    a_i itself estimated as the mean over the probes (no extra queries).
+
+    The directions u_k ~ N(0, I) span all views jointly, so the estimate sees how the views interact
+    in f. All 2K probes of the batch go to the oracle in one call (2 * samples * B queries): one
+    large forward is much cheaper than 2K small ones.
+    """
+    adv = [x.detach() for x in adv]  # the probes need no graph: the oracle detaches them anyway
+    n = len(adv[0])
+    noise = [torch.randn((samples, *x.shape), generator=generator, device=x.device, dtype=x.dtype) for x in adv]
+    probes = [torch.cat([(x + sigma * u).clamp(0, 1), (x - sigma * u).clamp(0, 1)]).flatten(0, 1)
+              for x, u in zip(adv, noise)]
+    probs = oracle(probes).view(2, samples, n, -1)
+    plus, minus = sample_distances(clean_probs, probs[0]), sample_distances(clean_probs, probs[1])  # (K, B)
+    weight = (plus - minus) / (2 * sigma * samples)
+    grads = [torch.einsum("kb,kb...->b...", weight, u) for u in noise]
+    return grads, 0.5 * (plus + minus).mean(dim=0)
+
+
+def fit(model: nn.Module, views: list[torch.Tensor], settings: dict, *, progress: bool = True,
+        name: str = "blackbox") -> tuple[gan.Perturber, list[dict], int | None]:
+    """Train the generators (and discriminators) against `model` on `views` (tensors on the model's
+    device). Returns (generators, per-epoch history, queries).
+
+    `queries` counts the multi-view samples submitted to the oracle: the clean assignments once
+    (n) plus 2 * nes_samples per sample per step. With gradient="exact" it is None: the white-box
+    twin reads the target directly, so a query count would compare unlike things.
+    """
+    s = check_settings(settings)
+    if len(views[0]) < 2:
+        raise ValueError(f"the attack needs at least 2 samples to fit on, got {len(views[0])}")
+    device = views[0].device
+    torch.manual_seed(int(s["seed"]))
+    shapes = [tuple(v.shape[1:]) for v in views]
+    perturber = gan.Perturber(shapes, s["eps"], s["init_std"], int(s["residual_blocks"])).to(device)
+    critics = nn.ModuleList(gan.Discriminator(sh) for sh in shapes).to(device)
+    gan.init_weights(critics, s["init_std"])
+    opt_g = torch.optim.Adam(perturber.parameters(), lr=s["lr"])
+    opt_d = torch.optim.Adam(critics.parameters(), lr=s["lr"])
+    oracle = QueryOracle(model, s["target_batchnorm"])
+    # saturated tanh backward makes denormal floats: ~2x slower on CPU (as gan.fit)
+    flush = torch.set_flush_denormal(True)
+    try:
+        history = _fit(model, oracle, views, s, perturber, critics, opt_g, opt_d, progress, name)
+    finally:
+        if flush:
+            torch.set_flush_denormal(False)
+    return perturber, history, oracle.queries if s["gradient"] == "nes" else None
+
+
+def _fit(model, oracle, views, s, perturber, critics, opt_g, opt_d, progress, name) -> list[dict]:
+    n, bs, device = len(views[0]), int(s["batch_size"]), views[0].device
+    order_gen = torch.Generator(device="cpu").manual_seed(int(s["seed"]))
+    noise_gen = torch.Generator(device=device).manual_seed(int(s["seed"]))
+    # f(x) never changes: one query per clean sample, in chunks a batch-statistics target also accepts
+    clean = torch.cat([oracle([v[i:i + bs] for v in views]) for i in range(0, n, bs)])
+    history: list[dict] = []
+    bar = tqdm(range(int(s["epochs"])), desc=name, disable=not progress, leave=False)
+    for epoch in bar:
+        perturber.train()
+        critics.train()
+        start, sums, batches = time.perf_counter(), {}, 0
+        order = torch.randperm(n, generator=order_gen).to(device)
+        # full batches only, as gan.fit (a batch-statistics target needs n > 1)
+        for i in range(0, n - bs + 1 if n >= bs else 1, bs):
+            idx = order[i:i + bs]
+            terms = _step(model, oracle, perturber, critics, opt_g, opt_d, [v[idx] for v in views],
+                          clean[idx], s, noise_gen)
+            for key, value in terms.items():
+                sums[key] = sums.get(key, 0.0) + value
+            batches += 1
+        record = {k: v / batches for k, v in sums.items()}
+        record.update(epoch=epoch + 1, seconds=time.perf_counter() - start,
+                      queries=oracle.queries if s["gradient"] == "nes" else None)
+        for key, value in record.items():
+            if isinstance(value, float) and not np.isfinite(value):
+                raise FloatingPointError(f"attack loss {key!r} became {value} at epoch {epoch + 1}; "
+                                         "lower the attack's lr")
+        history.append(record)
+        bar.set_postfix(adv=f"{record['adv']:.3f}", d=f"{record['d_total']:.3f}")
+        log.info("%s epoch %d: %s", name, epoch + 1,
+                 " ".join(f"{k}={v:.4g}" for k, v in record.items() if isinstance(v, float)))
+    perturber.eval()
+    return history
+
+
+def _step(model, oracle, perturber, critics, opt_g, opt_d, views, clean, s, noise_gen) -> dict[str, float]:
+    adv, deltas = perturber(views)
+    # discriminators: real views -> 1, adversarial views (detached) -> 0
+    d_loss = (gan.lsgan([d(x) for d, x in zip(critics, views)], 1.0)
+              + gan.lsgan([d(a.detach()) for d, a in zip(critics, adv)], 0.0))
+    opt_d.zero_grad(set_to_none=True)
+    d_loss.backward()
+    opt_d.step()
+    # A is a mean over the batch, so beta means the same thing whatever the batch size
+    if s["gradient"] == "exact":
+        with gan.frozen_target(model, s["target_batchnorm"]):
+            adv_term = sample_distances(clean, model(adv).probs).mean()
+        surrogate = adv_term
+    else:
+        grads, distances = nes_gradient(oracle, clean, adv, int(s["nes_samples"]), float(s["nes_sigma"]), noise_gen)
+        adv_term = distances.mean()
+        # d(surrogate)/d(x~_i) = g_i / B = the estimated dA/dx~_i: the generators get the NES gradient
+        surrogate = sum((g * a).flatten(1).sum(dim=1) for g, a in zip(grads, adv)).mean()
+    pert = gan.perturbation_norm(deltas)
+    gan_term = gan.lsgan([d(a) for d, a in zip(critics, adv)], 1.0)
+    g_loss = s["perturb_weight"] * pert + s["gan_weight"] * gan_term - s["beta"] * surrogate
+    opt_g.zero_grad(set_to_none=True)
+    g_loss.backward()
+    opt_g.step()
+    g_total = s["perturb_weight"] * pert.item() + s["gan_weight"] * gan_term.item() - s["beta"] * adv_term.item()
+    return {"g_total": g_total, "d_total": d_loss.item(), "perturbation": pert.item(), "g_gan": gan_term.item(),
+            "adv": adv_term.item()}

@@ -1,0 +1,116 @@
+"""Anomaly detectors and transfer attacks (the related systems' evaluation pieces)."""
+import numpy as np
+import pytest
+import torch
+
+from robustmvc import detect, models
+from robustmvc.attacks import gan, transfer
+from robustmvc.attacks.run import detect_files, load_attacker, save_attacker
+from robustmvc.attacks.embedding import EmbeddingPerturber
+
+
+@pytest.fixture(scope="module")
+def demo_parts(demo_data):
+    train_views, _ = demo_data.part("train")
+    eval_views, eval_labels = demo_data.part("eval")
+    return train_views, eval_views, eval_labels
+
+
+@pytest.fixture(scope="module")
+def small_model(demo_data):
+    torch.manual_seed(0)
+    return models.build("comvc", demo_data.view_shapes, demo_data.n_clusters, encoder_width=4).eval()
+
+
+def test_detectors_are_at_chance_on_clean_against_clean(demo_parts, small_model):
+    """Two halves of the clean eval set come from one distribution: no detector can tell them apart."""
+    train_views, eval_views, _ = demo_parts
+    half = len(eval_views[0]) // 2
+    first = [v[:half] for v in eval_views]
+    second = [v[half:] for v in eval_views]
+    aucs = detect.detection_aucs(small_model, train_views, first, attacked_views=second)
+    assert set(aucs) == set(detect.DETECTORS)
+    for kind, value in aucs.items():
+        assert abs(value - 0.5) < 0.08, (kind, value)
+
+
+def test_detectors_see_gross_noise(demo_parts, small_model):
+    train_views, eval_views, _ = demo_parts
+    rng = np.random.default_rng(0)
+    noisy = [np.clip(v + rng.uniform(-0.5, 0.5, v.shape), 0, 1).astype(np.float32) for v in eval_views]
+    aucs = detect.detection_aucs(small_model, train_views, eval_views, attacked_views=noisy)
+    assert aucs["pca-input"] > 0.95
+
+
+def test_auc_matches_its_definition():
+    """AUC = P(score of an attacked sample > score of a clean one), counted over all pairs."""
+    rng = np.random.default_rng(1)
+    clean, attacked = rng.normal(size=(40, 3)), rng.normal(0.7, 1, size=(30, 3))
+    scorer = lambda f: f.sum(1)  # noqa: E731
+    pairs = (scorer(attacked)[:, None] > scorer(clean)[None, :]).mean()
+    assert detect.auc(scorer, clean, attacked) == pytest.approx(pairs)
+
+
+def test_embedding_attack_leaves_input_detectors_without_input(demo_parts, small_model):
+    train_views, eval_views, _ = demo_parts
+    h = detect.representation(small_model, eval_views)
+    aucs = detect.detection_aucs(small_model, train_views, eval_views, attacked_h=h)
+    assert aucs["pca-input"] is None and abs(aucs["iforest-h"] - 0.5) < 1e-9  # identical sets
+    with pytest.raises(ValueError, match="unknown detector"):
+        detect.space("kmeans")
+
+
+def test_transfer_applies_each_surrogate_generator_unchanged(demo_data):
+    views, labels = demo_data.part("eval")
+    x = [torch.as_tensor(v) for v in views]
+    torch.manual_seed(0)
+    targets = {name: models.build("comvc", demo_data.view_shapes, demo_data.n_clusters, encoder_width=4).eval()
+               for name in ("a", "b", "c")}
+    perturbers = {name: gan.Perturber(demo_data.view_shapes, 0.3, init_std=None).eval() for name in ("a", "b")}
+    before = {n: {k: v.clone() for k, v in p.state_dict().items()} for n, p in perturbers.items()}
+    calls = {n: 0 for n in perturbers}
+    for name, p in perturbers.items():
+        original = p.perturb
+
+        def counted(v, _orig=original, _name=name):
+            calls[_name] += 1
+            return _orig(v)
+        p.perturb = counted
+    table = transfer.transfer_scores(perturbers, targets, x, labels)
+    assert len(table) == 6 and set(table["surrogate"]) == {"a", "b"} and set(table["target"]) == {"a", "b", "c"}
+    assert calls == {"a": 1, "b": 1}  # one perturbation per surrogate, shared by every target
+    for name, p in perturbers.items():
+        for key, value in p.state_dict().items():
+            assert torch.equal(value, before[name][key])
+    from robustmvc.metrics import clustering_scores
+
+    with torch.no_grad():
+        adv = gan.Perturber.perturb(perturbers["b"], x)
+        expected = clustering_scores(labels, targets["c"].predict(adv).numpy())["acc"]
+    row = table[(table.surrogate == "b") & (table.target == "c")].iloc[0]
+    assert row["post_acc"] == pytest.approx(expected)
+
+
+def test_detect_files_and_attacker_round_trip(tmp_path, demo_data):
+    from robustmvc import data, train
+
+    path = tmp_path / "demo.npz"
+    data.save(path, demo_data)
+    torch.manual_seed(0)
+    model = models.build("comvc", demo_data.view_shapes, demo_data.n_clusters, encoder_width=4)
+    ckpt = tmp_path / "m.pt"
+    train.save_checkpoint(ckpt, model, {"model": "comvc", "settings": {"encoder_width": 4},
+                                        "view_shapes": demo_data.view_shapes, "n_clusters": demo_data.n_clusters,
+                                        "dataset": "demo", "seed": 0})
+    gen = tmp_path / "g.pt"
+    save_attacker(gen, "blackbox", gan.Perturber(demo_data.view_shapes, 0.3, init_std=None),
+                  {"dataset": "demo", "model": "comvc", "seed": 0})
+    _, meta = load_attacker(gen)
+    assert meta["attack"] == "blackbox"
+    rec = detect_files(path, ckpt, gen, tmp_path / "d.json", detectors=["pca-input"])
+    assert rec["attack"] == "blackbox" and 0.0 <= rec["auc"]["pca-input"] <= 1.0
+    emb = tmp_path / "e.pt"
+    save_attacker(emb, "embedding", EmbeddingPerturber(100, 0.2), {"dataset": "demo", "model": "simvc", "seed": 0})
+    assert load_attacker(emb)[1]["attack"] == "embedding"
+    with pytest.raises(ValueError, match="not comvc"):
+        detect_files(path, ckpt, emb, tmp_path / "d2.json")
