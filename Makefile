@@ -29,8 +29,9 @@ cpu-scale: setup  ## the paper's experiment shrunk to 2 CPU cores (config/cpu-sc
 test: setup  ## the test suite (what CI runs)
 	PATH=$(CURDIR)/$(BIN):$$PATH python -m pytest -q
 
-benchmark: setup  ## training throughput of CoMVC on this machine's device
-	$(BIN)/python benchmarks/train_throughput.py
+benchmark: setup  ## training throughput of CoMVC and AR-DMVC on this machine's device
+	$(BIN)/python benchmarks/train_throughput.py --model comvc
+	$(BIN)/python benchmarks/train_throughput.py --model ardmvc
 
 clean:
 	rm -rf results reports/demo reports/index.html .snakemake

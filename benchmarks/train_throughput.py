@@ -1,9 +1,11 @@
-"""Training throughput of CoMVC (samples per second) at batch 100 on the current device.
+"""Training throughput (samples per second) of one model at batch 100 on the current device.
 
-    python benchmarks/train_throughput.py [--width 64] [--views 2] [--batches 30] [--device auto]
+    python benchmarks/train_throughput.py [--model comvc] [--width 64] [--set pgd_steps=3] [--device auto]
 
 Random 1x28x28 views (throughput does not depend on pixel values); a few warm-up batches are
-excluded; on CUDA the clock waits for the device before reading.
+excluded; on CUDA the clock waits for the device before reading. One optimiser step per batch,
+as the trainer takes it (the model's own `train_step` where it has one), so `--model ardmvc`
+against `--model comvc` is the cost of adversarial training.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import argparse
 import time
 
 import torch
+import yaml
 
 from robustmvc import models
 from robustmvc.train import resolve_device
@@ -18,26 +21,34 @@ from robustmvc.train import resolve_device
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="comvc")
     p.add_argument("--width", type=int, default=64)
     p.add_argument("--views", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--batches", type=int, default=30)
     p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a model setting")
     p.add_argument("--device", default="auto")
     args = p.parse_args()
 
     device = resolve_device(args.device)
     torch.manual_seed(0)
-    model = models.build("comvc", [(1, 28, 28)] * args.views, 10, encoder_width=args.width).to(device).train()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    settings = {k: yaml.safe_load(v) for k, _, v in (item.partition("=") for item in args.set)}
+    model = models.build(args.model, [(1, 28, 28)] * args.views, 10, encoder_width=args.width, **settings)
+    model = model.to(device).train()
+    opts = (model.make_optimizers(1e-3) if hasattr(model, "make_optimizers")
+            else {"adam": torch.optim.Adam(model.parameters(), lr=1e-3)})
     views = [torch.rand(args.batch_size, 1, 28, 28, device=device) for _ in range(args.views)]
 
     def step():
-        out = model(views)
-        loss = sum(model.loss(views, out).values())
-        opt.zero_grad(set_to_none=True)
+        if hasattr(model, "train_step"):
+            return model.train_step(views, opts, "main")
+        loss = sum(model.loss(views, model(views)).values())
+        for opt in opts.values():
+            opt.zero_grad(set_to_none=True)
         loss.backward()
-        opt.step()
+        for opt in opts.values():
+            opt.step()
 
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     for _ in range(args.warmup):
@@ -49,8 +60,9 @@ def main() -> None:
     sync()
     seconds = time.perf_counter() - start
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
+    extra = "".join(f", {item}" for item in args.set)
     print(f"device: {name}")
-    print(f"comvc width {args.width}, {args.views} views, batch {args.batch_size}: "
+    print(f"{args.model} width {args.width}, {args.views} views, batch {args.batch_size}{extra}: "
           f"{args.batches * args.batch_size / seconds:.0f} samples/s ({seconds / args.batches * 1000:.1f} ms/batch)")
 
 

@@ -7,7 +7,7 @@ import torch
 
 from robustmvc import models, train
 from robustmvc.attacks.pgd import pgd_set, probs_kl
-from robustmvc.defenses.adversarial import kl_term
+from robustmvc.models.losses import kl_term
 from robustmvc.evaluate import predict
 from robustmvc.metrics import accuracy
 

@@ -22,7 +22,7 @@ from torch import nn
 from tqdm import tqdm
 
 from robustmvc.attacks.gan import check_common, frozen_target
-from robustmvc.defenses.adversarial import kl_term
+from robustmvc.models.losses import kl_term
 from robustmvc.files import load_module_file, save_module
 from robustmvc.models.blocks import batched_forward
 

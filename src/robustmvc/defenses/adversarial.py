@@ -14,24 +14,8 @@ from torch import nn
 
 from robustmvc.attacks.pgd import pgd
 from robustmvc.models import losses
+from robustmvc.models.losses import kl_term
 from robustmvc.models.blocks import ModelOutput
-
-PROB_FLOOR = 1e-4  # added to both distributions before the log, as the public code does
-
-
-def kl_term(p_clean: torch.Tensor, p_adv: torch.Tensor, direction: str = "paper") -> torch.Tensor:
-    """Mean over the batch of KL between adversarial and clean soft assignments.
-
-    `paper`: KL(p(a~|x~) || p(a|x)), the bound of Theorem 4.2; `code`: KL(p(a|x) || p(a~|x~)), the
-    direction the public code computes.
-    """
-    p, q = p_clean + PROB_FLOOR, p_adv + PROB_FLOOR
-    if direction == "paper":
-        p, q = q, p
-    elif direction != "code":
-        raise ValueError(f"kl_direction must be 'paper' or 'code', got {direction!r}")
-    return (p * (p.log() - q.log())).sum(1).mean()
-
 
 def contrastive_objective(pairs: str = "all", tau: float = 0.1):
     """What PGD maximises: the NT-Xent contrastive loss between views of the adversarial batch.

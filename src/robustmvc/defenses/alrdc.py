@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from robustmvc.attacks.embedding import EmbeddingPerturber, embedding_head
-from robustmvc.defenses.adversarial import kl_term
+from robustmvc.models.losses import kl_term
 from robustmvc.models.blocks import ModelOutput, evaluating
 
 WRAPPERS = ("ardmvc", "ardmvc-am", "alrdc")

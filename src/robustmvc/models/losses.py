@@ -72,3 +72,20 @@ def contrastive(zs: list[torch.Tensor], tau: float = 0.1) -> torch.Tensor:
 def reconstruction(views: list[torch.Tensor], recons: list[torch.Tensor]) -> torch.Tensor:
     """Sum over views of the mean squared reconstruction error (AECoDDC, SEM)."""
     return sum(F.mse_loss(r, x.reshape(r.shape)) for x, r in zip(views, recons))
+
+
+PROB_FLOOR = 1e-4  # kl_term: added to both distributions before the log, as the public code does
+
+
+def kl_term(p_clean: torch.Tensor, p_adv: torch.Tensor, direction: str = "paper") -> torch.Tensor:
+    """Mean over the batch of KL between adversarial and clean soft assignments.
+
+    `paper`: KL(p(a~|x~) || p(a|x)), the bound of Theorem 4.2; `code`: KL(p(a|x) || p(a~|x~)), the
+    direction the public code computes.
+    """
+    p, q = p_clean + PROB_FLOOR, p_adv + PROB_FLOOR
+    if direction == "paper":
+        p, q = q, p
+    elif direction != "code":
+        raise ValueError(f"kl_direction must be 'paper' or 'code', got {direction!r}")
+    return (p * (p.log() - q.log())).sum(1).mean()
