@@ -114,3 +114,16 @@ def test_detect_files_and_attacker_round_trip(tmp_path, demo_data):
     assert load_attacker(emb)[1]["attack"] == "embedding"
     with pytest.raises(ValueError, match="not comvc"):
         detect_files(path, ckpt, emb, tmp_path / "d2.json")
+
+
+def test_embedding_figure_draws_when_every_shift_sits_on_the_bound(tmp_path):
+    """The perturber usually saturates its bound, so every sample has the same relative shift."""
+    import types
+
+    from robustmvc import plots
+
+    h = np.random.default_rng(0).random((30, 8))
+    result = types.SimpleNamespace(labels=np.arange(30) % 3, pred_clean=np.arange(30) % 3,
+                                   pred_adv=(np.arange(30) + 1) % 3, h_clean=h, h_adv=h * 1.5)
+    plots.embedding_shift(result, tmp_path / "shift.png")
+    assert (tmp_path / "shift.png").stat().st_size > 5_000
