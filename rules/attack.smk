@@ -67,13 +67,14 @@ rule attack:
         papermill("notebooks/03_attack.ipynb")
 
 
-ATTACK_REPORTS = [
-    f"{REPORTS}/03_attack/{d}-{m}-{v}-seed{s}.html"
-    for d in DATASETS
-    for m in MODELS
-    for v in attack_variants(m)
-    for s in seeds_of(m)
-]
-ATTACK_METRICS = [
-    f"{R}/metrics/{d}/{m}/{v}/seed{s}.json" for d in DATASETS for m in MODELS for v in attack_variants(m) for s in seeds_of(m)
-]
+def attack_seeds(model, variant):
+    """Seeds a variant runs on: the paper's attack on every seed of the model; the other variants on
+    every seed too, or on the first only with `attack.extra_variants_seeds: first`."""
+    seeds = seeds_of(model)
+    first_only = (config.get("attack") or {}).get("extra_variants_seeds", "all") == "first"
+    return seeds[:1] if first_only and variant != "gan-both" else seeds
+
+
+ATTACK_RUNS = [(d, m, v, s) for d in DATASETS for m in MODELS for v in attack_variants(m) for s in attack_seeds(m, v)]
+ATTACK_REPORTS = [f"{REPORTS}/03_attack/{d}-{m}-{v}-seed{s}.html" for d, m, v, s in ATTACK_RUNS]
+ATTACK_METRICS = [f"{R}/metrics/{d}/{m}/{v}/seed{s}.json" for d, m, v, s in ATTACK_RUNS]

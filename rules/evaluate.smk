@@ -9,7 +9,7 @@ EPS_SWEEP_METRICS = [
     for d in SWEEP_DATASETS
     for m in EPS_SWEEP.get("models", MODELS)
     for e in EPS_SWEEP.get("eps", [])
-    for s in seeds_of(m)
+    for s in attack_seeds(m, f"gan-both-eps{e}")
 ]
 
 SENSITIVITY = config.get("sensitivity") or {}

@@ -116,3 +116,18 @@ def test_demo_dag_end_to_end(demo_run):
     # the executed notebook is kept; the rendered report has no code cells
     assert (results / "notebooks" / "02_train" / "demo-comvc-seed0.ipynb").is_file()
     assert "import " not in (reports / "02_train" / "demo-comvc-seed0.html").read_text().split("<body")[1][:20000]
+
+
+@pytest.mark.slow
+def test_snakemake_report_collects_the_captioned_outputs(demo_run, tmp_path):
+    results, reports = demo_run
+    out = tmp_path / "report.zip"
+    run = snakemake("--cores", "1", "--configfile", "config/demo.yaml", "tests/demo-fast.yaml", "--config",
+                    f"results_dir={results}", f"report_dir={reports}", "--report", str(out))
+    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    import zipfile
+
+    names = zipfile.ZipFile(out).namelist()
+    for wanted in ("evaluate.html", "related.html", "demo.csv"):
+        assert any(n.endswith(wanted) for n in names), wanted
+    assert sum(n.endswith(".png") for n in names) >= 10  # one adversarial-example figure per attack run
