@@ -80,3 +80,17 @@ def test_config_resolution_layers():
     assert tcfg["epochs"] == 30 and tcfg["lr"] == 5e-4 and tcfg["batch_size"] == 100
     settings, tcfg = config.resolve(cfg, "x", "other")
     assert settings["beta"] == 3 and tcfg["epochs"] == 20
+
+
+def test_outputs_get_the_usual_file_permissions(tmp_path):
+    """Files are written through a private temporary file; the result must not stay private."""
+    import os
+
+    from robustmvc.files import write_json
+
+    umask = os.umask(0o022)
+    try:
+        write_json(tmp_path / "m.json", {"acc": 1.0})
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "m.json").stat().st_mode & 0o777 == 0o644
