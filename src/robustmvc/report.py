@@ -43,7 +43,7 @@ def git_commit() -> str:
 
 
 def clean_table(results: Path) -> str:
-    """Clean ACC/NMI/ARI, mean +- std over seeds, one row per (dataset, model)."""
+    """Clean ACC/NMI/ARI, mean +- sample std over seeds (as Table 1), one row per (dataset, model)."""
     cells: dict[tuple[str, str], list[dict]] = {}
     for f in sorted(results.glob("metrics/*/*/clean/seed*.json")):
         dataset, model = f.parts[-4], f.parts[-3]
@@ -55,7 +55,7 @@ def clean_table(results: Path) -> str:
         vals = []
         for key in ("acc", "nmi", "ari"):
             x = np.array([r[key] for r in runs])
-            vals.append(f"{x.mean():.3f} &plusmn; {x.std():.3f}" if len(x) > 1 else f"{x[0]:.3f}")
+            vals.append(f"{x.mean():.3f} &plusmn; {x.std(ddof=1):.3f}" if len(x) > 1 else f"{x[0]:.3f}")
         rows.append(f"<tr><td>{dataset}</td><td>{model}</td><td>{len(runs)}</td>" +
                     "".join(f"<td>{v}</td>" for v in vals) + "</tr>")
     return ("<table><tr><th>dataset</th><th>model</th><th>seeds</th><th>ACC</th><th>NMI</th><th>ARI</th></tr>"
