@@ -18,15 +18,12 @@ import numpy as np
 import torch
 
 from robustmvc.attacks import blackbox, embedding, gan, pgd
+from robustmvc.files import load_module_file
 from robustmvc.metrics import clustering_scores
 
 log = logging.getLogger(__name__)
 
 ATTACKS = ("gan", "pgd", "blackbox", "whitebox", "embedding")
-# where each attack's defaults live and which config section may override them
-SETTINGS = {"gan": (gan.DEFAULTS, "attack"), "pgd": (pgd.DEFAULTS, "attack"),
-            "blackbox": (blackbox.DEFAULTS, "blackbox"), "whitebox": (blackbox.DEFAULTS, "blackbox"),
-            "embedding": (embedding.DEFAULTS, "embedding_attack")}
 
 
 @dataclass
@@ -100,7 +97,7 @@ def resolve_settings(attack: str = "gan", cfg: dict | None = None, dataset: str 
     (None = not given)."""
     if attack not in ATTACKS:
         raise ValueError(f"unknown attack {attack!r}; choose one of {', '.join(ATTACKS)}")
-    defaults, section_name = SETTINGS[attack]
+    defaults, section_name, check = SETTINGS[attack]
     cfg = cfg or {}
     section = cfg.get(section_name) or {}
     settings = dict(defaults)
@@ -117,8 +114,6 @@ def resolve_settings(attack: str = "gan", cfg: dict | None = None, dataset: str 
     if "eps" in defaults and settings["eps"] is None:
         raise ValueError(f"no attack budget for dataset {dataset!r}: set `datasets.{dataset}.eps` in the "
                          "config or pass --eps")
-    check = {"gan": gan.check_settings, "pgd": _check_pgd, "blackbox": blackbox.check_settings,
-             "whitebox": blackbox.check_settings, "embedding": embedding.check_settings}[attack]
     return check(settings)
 
 
@@ -134,6 +129,13 @@ def _check_pgd(s: dict) -> dict:
     if s["pgd_step"] is None:
         s["pgd_step"] = pgd.default_step(s["eps"], s["pgd_steps"])
     return s
+
+
+# per attack: where its defaults live, which config section may override them, and its validation
+SETTINGS = {"gan": (gan.DEFAULTS, "attack", gan.check_settings), "pgd": (pgd.DEFAULTS, "attack", _check_pgd),
+            "blackbox": (blackbox.DEFAULTS, "blackbox", blackbox.check_settings),
+            "whitebox": (blackbox.DEFAULTS, "blackbox", blackbox.check_settings),
+            "embedding": (embedding.DEFAULTS, "embedding_attack", embedding.check_settings)}
 
 
 def run(model: torch.nn.Module, views, labels, settings: dict, attack: str = "gan",
@@ -198,11 +200,8 @@ def save_attacker(path: str | Path, attack: str, perturber: torch.nn.Module, met
 def load_attacker(path: str | Path, device="cpu") -> tuple[torch.nn.Module, dict]:
     """What `save_attacker` wrote: a `gan.Perturber` (gan, blackbox, whitebox) or an
     `embedding.EmbeddingPerturber`; meta["attack"] says which (files without it come from the GAN attack)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"attack generator {path} does not exist; train one with "
-                                "`python -m robustmvc attack ... --generator-out PATH`")
-    kind = torch.load(path, map_location="cpu", weights_only=True)["meta"].get("kind")
+    kind = load_module_file(path, "cpu", "train one with `python -m robustmvc attack ... --generator-out PATH`"
+                            )["meta"].get("kind")
     perturber, meta = (embedding.load_perturber if kind == "embedding" else gan.load_perturber)(path, device)
     meta.setdefault("attack", "gan")
     return perturber, meta

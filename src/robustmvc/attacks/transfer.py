@@ -23,14 +23,14 @@ def transfer_scores(perturbers: dict, targets: dict, views, labels) -> pd.DataFr
     """
     rows = []
     with torch.no_grad():
-        clean_pred = {name: model.eval().predict(views).cpu().numpy() for name, model in targets.items()}
+        clean = {name: clustering_scores(labels, model.eval().predict(views).cpu().numpy())
+                 for name, model in targets.items()}
         for surrogate, perturber in perturbers.items():
             adv = perturber.eval().perturb(views)
             for target, model in targets.items():
-                clean = clustering_scores(labels, clean_pred[target])
                 attacked = clustering_scores(labels, model.predict(adv).cpu().numpy())
                 rows.append({"surrogate": surrogate, "target": target,
-                             **{f"pre_{k}": v for k, v in clean.items()},
+                             **{f"pre_{k}": v for k, v in clean[target].items()},
                              **{f"post_{k}": v for k, v in attacked.items()}})
     return pd.DataFrame(rows)
 
