@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import numpy as np
@@ -6,6 +7,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 MNIST_10K = ROOT.parent / "shared" / "data" / "mnist-10k"
 FASHION_SYSTEM = Path("/usr/share/datasets/fashion-mnist")
+
+# Headless machines (CI among them) often name a non-interactive matplotlib backend; the reports must
+# embed their figures all the same, so the tests run the notebooks under one.
+os.environ["MPLBACKEND"] = "Agg"
 
 
 @pytest.fixture(scope="session")
