@@ -48,18 +48,31 @@ def test_kl_term_against_direct_computation_both_directions():
         kl_term(p, q, "sideways")
 
 
-def test_zero_weights_train_exactly_like_the_backbone(demo_data):
+@pytest.mark.parametrize("backbone", ["comvc", "aecoddc", "sem"])
+def test_zero_weights_train_exactly_like_the_backbone(demo_data, backbone):
+    """Same seed, lambda = 0: the backbone's own loss sequence, its pretraining and per-epoch hooks included."""
     views = [v[:300] for v in demo_data.part("train")[0]]
-    cfg = {"epochs": 2, "batch_size": 100, "lr": 1e-3, "seed": 3}
+    cfg = {"epochs": 2, "pretrain_epochs": 1, "batch_size": 100, "lr": 1e-3, "seed": 3}
     histories = []
-    for name, extra in (("comvc", {}), ("ardmvc", {"adv_weight": 0.0, "pgd_steps": 2})):
+    for name, extra in ((backbone, {}), ("ardmvc", {"adv_weight": 0.0, "pgd_steps": 2, "backbone": backbone,
+                                                    "backbone_settings": {}})):
         train.seed_everything(3)
         model = models.build(name, demo_data.view_shapes, 10, encoder_width=4, **extra)
         histories.append(train.train(model, views, cfg, progress=False))
+    assert [r["phase"] for r in histories[1]] == [r["phase"] for r in histories[0]]
     for plain, defended in zip(*histories):
-        for term in ("ddc1", "ddc2", "ddc3", "contrast"):
-            assert plain[term] == pytest.approx(defended[term], rel=1e-6, abs=1e-9)
-        assert defended["adv_ddc1"] == 0.0
+        own = set(plain) - {"total", "epoch", "phase", "seconds"}
+        assert own and own <= set(defended)
+        for term in own:
+            assert plain[term] == pytest.approx(defended[term], rel=1e-6, abs=1e-9), (plain["phase"], term)
+        if plain["phase"] == "main":
+            assert all(defended[f"adv_{t}"] == 0.0 for t in own)
+
+
+@pytest.mark.parametrize("backbone", ["eamc", "multivae"])
+def test_backbones_that_step_their_own_optimisers_are_refused(backbone):
+    with pytest.raises(ValueError, match="steps its own optimisers.*comvc"):
+        models.build("ardmvc", [(1, 28, 28)] * 2, 3, encoder_width=4, backbone=backbone, backbone_settings={})
 
 
 def test_pgd_search_leaves_batchnorm_statistics_alone_by_default():

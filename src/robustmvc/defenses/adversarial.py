@@ -48,6 +48,12 @@ class AdversarialTraining(nn.Module):
         kl_term(torch.ones(1, 2) / 2, torch.ones(1, 2) / 2, kl_direction)  # validate the direction early
         self.backbone = models.build(backbone, view_shapes, n_clusters, encoder_width=encoder_width,
                                      **(backbone_settings or {}))
+        if hasattr(self.backbone, "train_step"):
+            wrappable = [m for m, cls in models.REGISTRY.items()
+                         if isinstance(cls, type) and not hasattr(cls, "train_step")]
+            raise ValueError(f"backbone {backbone!r} steps its own optimisers, so adversarial terms added to its "
+                             f"loss would never be optimised; use a backbone trained through its loss: "
+                             f"{', '.join(wrappable)}")
         self.adv_weight, self.kl_weight, self.kl_direction = adv_weight, kl_weight, kl_direction
         self.pgd_eps, self.pgd_step, self.pgd_steps = pgd_eps, pgd_step, pgd_steps
         self.pgd_batchnorm = pgd_batchnorm
@@ -58,6 +64,14 @@ class AdversarialTraining(nn.Module):
         if seed is None:
             seed = int(torch.randint(0, 2**31 - 1, (1,)).item())
         self.pgd_generator = torch.Generator().manual_seed(seed)
+
+    def __getattr__(self, name: str):
+        # The trainer's optional hooks are the backbone's: its pretraining (which stays clean: the
+        # adversarial terms join in the main phase), its per-epoch updates and its optimiser groups.
+        # A backbone without a hook leaves the wrapper without it, so `hasattr` answers for both.
+        if name in ("pretrain_loss", "start_epoch", "make_optimizers"):
+            return getattr(self.backbone, name)
+        return super().__getattr__(name)
 
     def forward(self, views: list[torch.Tensor]) -> ModelOutput:
         return self.backbone(views)
