@@ -64,3 +64,14 @@ def test_paper_table_loads_and_names_only_known_models_and_datasets():
     # illegible cells are missing values, not zeros
     assert np.isnan(paper[(paper.model == "comvc") & (paper.dataset == "patchedmnist") & (paper.phase == "post")]["acc"].iloc[0])
     assert len(paper[(paper.model == "ardmvc-am")]) == 8
+
+
+def test_eps_curve_keeps_the_seeds_attacked_at_every_budget(results):
+    from robustmvc import plots
+
+    _write(results, "noisymnist", "comvc", "gan-both-eps0.1", 0, (0.9, 0.8, 0.7), (0.7, 0.6, 0.5), eps=0.1)
+    points = plots.eps_points(tables.collect(results), ["noisymnist"])
+    got = sorted(zip(points["model"], points["seed"], points["eps"], points["acc"]))
+    # seed 1 was attacked at 0.3 only: it would pull the 0.3 point and not the 0.1 one
+    assert got == [("comvc", 0, 0.0, 0.9), ("comvc", 0, 0.1, 0.7), ("comvc", 0, 0.3, 0.3)]
+    assert plots.eps_curve(tables.collect(results), ["noisymnist"]) is not None

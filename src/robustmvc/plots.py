@@ -194,19 +194,30 @@ def ablation(summary):
     return fig
 
 
+def eps_points(tidy: pd.DataFrame, datasets) -> pd.DataFrame:
+    """The eps curve's points: ACC per (dataset, model, seed, eps), clean at eps 0. A model keeps only the
+    seeds attacked at every budget it was attacked at, so a line's shape never comes from a change of
+    seeds (the main attack may run on more seeds than the sweep)."""
+    sweep = tidy[tidy["attack"].str.match(r"gan-both(-eps[0-9.]+)?$") & tidy["dataset"].isin(datasets)
+                 & (tidy["protocol"] == "paper")]
+    post = sweep[sweep["phase"] == "post"]
+    keys = ["dataset", "model"]
+    budgets = post.groupby(keys)["eps"].transform("nunique")
+    post = post[post.groupby(keys + ["seed"])["eps"].transform("nunique") == budgets]
+    clean = (sweep[sweep["phase"] == "pre"].drop_duplicates(keys + ["seed"])
+             .merge(post[keys + ["seed"]].drop_duplicates(), on=keys + ["seed"]).assign(eps=0.0))
+    return pd.concat([clean, post], ignore_index=True)
+
+
 def eps_curve(tidy, datasets):
     """Lines with seed bands: post-attack ACC against the budget eps (eps 0 = clean)."""
     import seaborn as sns
 
     from robustmvc.tables import MODEL_ORDER
 
-    sweep = tidy[tidy["attack"].str.match(r"gan-both(-eps[0-9.]+)?$") & tidy["dataset"].isin(datasets)
-                 & (tidy["protocol"] == "paper")]
-    if sweep.empty:
+    points = eps_points(tidy, datasets)
+    if points.empty:
         return None
-    post = sweep[sweep["phase"] == "post"]
-    clean = sweep[sweep["phase"] == "pre"].drop_duplicates(["dataset", "model", "seed"]).assign(eps=0.0)
-    points = pd.concat([clean, post])
     datasets = [d for d in datasets if d in set(points["dataset"])]
     fig, axes = plt.subplots(1, len(datasets), figsize=(4.6 * len(datasets), 3.4), squeeze=False)
     for ax, dataset in zip(axes[0], datasets):
