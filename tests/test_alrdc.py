@@ -52,7 +52,7 @@ def test_embedding_head_names_the_models_that_have_one():
     with pytest.raises(ValueError, match="comvc, simvc, ardmvc, ardmvc-am, alrdc"):
         embedding.embedding_head(model)
     with pytest.raises(ValueError, match="comvc, simvc"):  # a wrapper is as good as its backbone
-        embedding.embedding_head(models.build("ardmvc", SHAPES, 3, encoder_width=4, backbone="eamc"))
+        embedding.embedding_head(models.build("ardmvc", SHAPES, 3, encoder_width=4, backbone="aecoddc"))
 
 
 @pytest.mark.parametrize("bound", [0.01, 0.2, 1.0])
