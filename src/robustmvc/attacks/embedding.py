@@ -162,9 +162,15 @@ def save_perturber(path: str | Path, perturber: EmbeddingPerturber, meta: dict) 
 def load_perturber(path: str | Path, device="cpu") -> tuple[EmbeddingPerturber, dict]:
     ckpt = load_module_file(path, device, "fit one with `python -m robustmvc attack ... --attack embedding "
                                           "--generator-out PATH`")
+    kind = ckpt["meta"].get("kind", "gan")
+    if kind != "embedding":
+        raise ValueError(f"{path} holds a {kind!r} attacker, not an embedding perturber")
+    return perturber_from(ckpt, device)
+
+
+def perturber_from(ckpt: dict, device="cpu") -> tuple[EmbeddingPerturber, dict]:
+    """The perturber held by a loaded `save_perturber` file (`files.load_module_file`'s dict)."""
     meta = ckpt["meta"]
-    if meta.get("kind") != "embedding":
-        raise ValueError(f"{path} holds a {meta.get('kind', 'gan')!r} attacker, not an embedding perturber")
     perturber = EmbeddingPerturber(meta["dim"], meta["bound"], meta["hidden"])
     perturber.load_state_dict(ckpt["state_dict"])
     return perturber.to(device).eval(), meta

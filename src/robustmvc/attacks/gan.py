@@ -215,7 +215,12 @@ def save_perturber(path: str | Path, perturber: Perturber, meta: dict) -> None:
 
 
 def load_perturber(path: str | Path, device="cpu") -> tuple[Perturber, dict]:
-    ckpt = load_module_file(path, device, "train one with `python -m robustmvc attack ... --generator-out PATH`")
+    return perturber_from(load_module_file(path, device, "train one with `python -m robustmvc attack ... "
+                                                         "--generator-out PATH`"), device)
+
+
+def perturber_from(ckpt: dict, device="cpu") -> tuple[Perturber, dict]:
+    """The generators held by a loaded `save_perturber` file (`files.load_module_file`'s dict)."""
     meta = ckpt["meta"]
     # files written before residual blocks existed hold plain AR-DMVC generators
     perturber = Perturber([tuple(s) for s in meta["view_shapes"]], meta["eps"], init_std=None,

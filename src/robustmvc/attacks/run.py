@@ -200,9 +200,9 @@ def save_attacker(path: str | Path, attack: str, perturber: torch.nn.Module, met
 def load_attacker(path: str | Path, device="cpu") -> tuple[torch.nn.Module, dict]:
     """What `save_attacker` wrote: a `gan.Perturber` (gan, blackbox, whitebox) or an
     `embedding.EmbeddingPerturber`; meta["attack"] says which (files without it come from the GAN attack)."""
-    kind = load_module_file(path, "cpu", "train one with `python -m robustmvc attack ... --generator-out PATH`"
-                            )["meta"].get("kind")
-    perturber, meta = (embedding.load_perturber if kind == "embedding" else gan.load_perturber)(path, device)
+    ckpt = load_module_file(path, device, "train one with `python -m robustmvc attack ... --generator-out PATH`")
+    build = embedding.perturber_from if ckpt["meta"].get("kind") == "embedding" else gan.perturber_from
+    perturber, meta = build(ckpt, device)
     meta.setdefault("attack", "gan")
     return perturber, meta
 
