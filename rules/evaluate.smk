@@ -52,8 +52,11 @@ rule evaluate:
         attacks=ATTACK_METRICS,
         eps_sweep=EPS_SWEEP_METRICS,
         sensitivity=SENSITIVITY_METRICS,
+        # the worst-attack column counts the best transferred generator (rules/related.smk; read when the DAG is built)
+        transfer=lambda w: [f"{R}/transfer/{d}.csv" for d in DATASETS] if len(TRANSFER_MODELS) > 1 else [],
     output:
         table=f"{R}/metrics/all.csv",
+        scorecard=f"{R}/metrics/scorecard.json",
         html=report(f"{REPORTS}/06_evaluate/evaluate.html", caption="captions/evaluate.rst", category="Evaluation"),
     log:
         notebook=f"{R}/notebooks/06_evaluate/evaluate.ipynb",
@@ -64,6 +67,7 @@ rule evaluate:
             {
                 "results": R,
                 "table": output.table,
+                "scorecard": output.scorecard,
                 "config_files": CONFIGFILES,
                 "paper_table": "config/paper_table1.yaml",
                 "scale": EVALUATION.get("scale", "full"),

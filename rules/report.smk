@@ -10,6 +10,7 @@ rule report_index:
         train=[train_report(m, d, s) for d in DATASETS for m in MODELS for s in seeds_of(m)],
         attack=ATTACK_REPORTS,
         evaluate=f"{REPORTS}/06_evaluate/evaluate.html",
+        scorecard=f"{R}/metrics/scorecard.json",
         related=f"{REPORTS}/08_related/related.html",
     output:
         scale=f"{REPORTS}/index.html",

@@ -163,50 +163,59 @@ def relative_drop(summary, attack: str = "gan-both"):
     return fig
 
 
-def ablation(summary):
-    """Grouped bars: post-attack ACC per model under each attack objective, one panel per dataset."""
-    from robustmvc.tables import DATASET_ORDER, MODEL_ORDER
+def ablation(tidy, protocol: str = "paper"):
+    """Grouped bars: post-attack ACC per model under each attack objective, one panel per dataset, on the
+    seeds attacked by all three objectives (`tables.ablation_points`); error bars are the std over those
+    seeds and the black mark is their clean ACC."""
+    from robustmvc.tables import ABLATION, DATASET_ORDER, MODEL_ORDER, ablation_points
 
-    rows = summary[summary["attack"].isin(["gan-both", "gan-com", "gan-con"]) & (summary["phase"] == "post")
-                   & (summary["protocol"] == "paper")]
-    ablated = rows.groupby(["dataset", "model"])["attack"].nunique()
-    keep = ablated[ablated > 1].index
-    rows = rows.set_index(["dataset", "model"]).loc[keep].reset_index() if len(keep) else rows.iloc[:0]
-    if rows.empty:
+    points = ablation_points(tidy)
+    points = points[points["protocol"] == protocol]
+    if points.empty:
         return None
-    datasets = _ordered(rows["dataset"].unique(), DATASET_ORDER)
+    datasets = _ordered(points["dataset"].unique(), DATASET_ORDER)
     fig, axes = plt.subplots(1, len(datasets), figsize=(4.2 * len(datasets), 3.4), squeeze=False)
     for ax, dataset in zip(axes[0], datasets):
-        part = rows[rows["dataset"] == dataset]
+        part = points[points["dataset"] == dataset]
         models = _ordered(part["model"].unique(), MODEL_ORDER)
+        mean = part.groupby("model")[["clean", *ABLATION]].mean().reindex(models)
+        std = part.groupby("model")[list(ABLATION)].std().reindex(models).fillna(0.0)
+        seeds = part.groupby("model")["seed"].nunique().reindex(models)
         width = 0.8 / 3
-        for k, attack in enumerate(["gan-both", "gan-com", "gan-con"]):
-            sub = part[part["attack"] == attack].set_index("model").reindex(models)
-            ax.bar(np.arange(len(models)) + (k - 1) * width, sub["acc_mean"], width, yerr=sub["acc_std"],
+        for k, attack in enumerate(ABLATION):
+            ax.bar(np.arange(len(models)) + (k - 1) * width, mean[attack], width, yerr=std[attack],
                    label=attack.removeprefix("gan-"), capsize=2)
-        pre = summary[(summary["dataset"] == dataset) & (summary["attack"] == "gan-both") & (summary["phase"] == "pre")]
-        pre = pre.set_index("model").reindex(models)["acc_mean"]
-        ax.scatter(np.arange(len(models)), pre, marker="_", s=400, color="black", label="clean", zorder=3)
-        ax.set_xticks(np.arange(len(models)), models, rotation=30, ha="right")
-        ax.set_ylim(0, 1.05), ax.set_title(dataset), ax.set_ylabel("post-attack ACC")
+        ax.scatter(np.arange(len(models)), mean["clean"], marker="_", s=400, color="black", label="clean", zorder=3)
+        ax.set_xticks(np.arange(len(models)), [f"{m}\n({n} seed{'s' if n > 1 else ''})" for m, n in seeds.items()],
+                      rotation=30, ha="right")
+        ax.set_ylim(0, 1.05), ax.set_title(f"{dataset} ({protocol} protocol)"), ax.set_ylabel("post-attack ACC")
     axes[0][0].legend(title="attacked terms", fontsize=8)
     fig.tight_layout()
     return fig
 
 
-def eps_points(tidy: pd.DataFrame, datasets) -> pd.DataFrame:
-    """The eps curve's points: ACC per (dataset, model, seed, eps), clean at eps 0. A model keeps only the
-    seeds attacked at every budget it was attacked at, so a line's shape never comes from a change of
-    seeds (the main attack may run on more seeds than the sweep)."""
+def eps_points(tidy: pd.DataFrame, datasets, protocol: str = "paper") -> pd.DataFrame:
+    """The eps curve's points: ACC per (dataset, model, seed, eps), clean at eps 0, through `tables.pair`:
+    a model keeps only the seeds attacked at every budget it was attacked at, so a line's shape never comes
+    from a change of seeds (the main attack may run on more seeds than the sweep). The seeds left out are
+    listed in `points.attrs["unpaired"]`."""
+    from robustmvc.tables import pair
+
     sweep = tidy[tidy["attack"].str.match(r"gan-both(-eps[0-9.]+)?$") & tidy["dataset"].isin(datasets)
-                 & (tidy["protocol"] == "paper")]
-    post = sweep[sweep["phase"] == "post"]
-    keys = ["dataset", "model"]
-    budgets = post.groupby(keys)["eps"].transform("nunique")
-    post = post[post.groupby(keys + ["seed"])["eps"].transform("nunique") == budgets]
-    clean = (sweep[sweep["phase"] == "pre"].drop_duplicates(keys + ["seed"])
-             .merge(post[keys + ["seed"]].drop_duplicates(), on=keys + ["seed"]).assign(eps=0.0))
-    return pd.concat([clean, post], ignore_index=True)
+                 & (tidy["protocol"] == protocol)]
+    parts, unpaired = [], []
+    for (dataset, model), part in sweep.groupby(["dataset", "model"]):
+        budgets = (part[part["phase"] == "post"].drop_duplicates("attack").set_index("attack")["eps"]).to_dict()
+        sides = {"clean": {"attack": "gan-both", "phase": "pre"}}
+        sides.update({a: {"attack": a, "phase": "post"} for a in budgets})
+        wide = pair(part, sides, drop_unpaired=True)
+        unpaired += wide.attrs["unpaired"]
+        for side, eps in [("clean", 0.0), *budgets.items()]:
+            parts.append(wide[["dataset", "model", "seed", "protocol"]].assign(eps=float(eps), acc=wide[side]))
+    points = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
+        columns=["dataset", "model", "seed", "protocol", "eps", "acc"])
+    points.attrs["unpaired"] = unpaired
+    return points
 
 
 def eps_curve(tidy, datasets):
@@ -231,13 +240,14 @@ def eps_curve(tidy, datasets):
     return fig
 
 
-def sensitivity_heatmap(records):
-    """Heat map of post-attack ACC (mean over seeds) over the defense's lambda (rows) and gamma (columns)."""
+def sensitivity_heatmap(grid_points):
+    """Heat map of post-attack ACC over the defense's lambda (rows) and gamma (columns), from
+    `tables.sensitivity_grid` (mean over the seeds run at every grid point)."""
     import seaborn as sns
 
-    if records.empty:
+    if grid_points.empty:
         return None
-    grid = records.pivot_table(index="lambda", columns="gamma", values="post_acc", aggfunc="mean")
+    grid = grid_points.pivot_table(index="lambda", columns="gamma", values="post_acc", aggfunc="mean")
     fig, ax = plt.subplots(figsize=(1.2 + 1.1 * grid.shape[1], 1.0 + 0.8 * grid.shape[0]))
     sns.heatmap(grid, annot=True, fmt=".2f", cmap="viridis", vmin=0, vmax=1, ax=ax,
                 cbar_kws={"label": "post-attack ACC"})
@@ -274,16 +284,18 @@ def tsne_clean_vs_attacked(model, perturber, views, labels, n: int = 1000, seed:
 
 def transfer_heatmap(table: pd.DataFrame):
     """Post-attack ACC of each target (columns) under the generators of each surrogate (rows), one
-    panel per dataset; the diagonal is the white-box attack. None when there is nothing to draw."""
+    panel per (dataset, protocol), from `tables.transfer_grid`; the diagonal is the white-box attack.
+    None when there is nothing to draw."""
     from robustmvc.tables import DATASET_ORDER, MODEL_ORDER
 
     if table is None or table.empty:
         return None
-    datasets = _ordered(table["dataset"].unique(), DATASET_ORDER)
-    fig, axes = plt.subplots(1, len(datasets), figsize=(5.2 * len(datasets), 4.6), squeeze=False,
+    panels = sorted(set(zip(table["dataset"], table["protocol"])),
+                    key=lambda p: (_ordered(table["dataset"].unique(), DATASET_ORDER).index(p[0]), p[1]))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.6), squeeze=False,
                              layout="constrained")
-    for ax, dataset in zip(axes[0], datasets):
-        part = table[table["dataset"] == dataset]
+    for ax, (dataset, protocol) in zip(axes[0], panels):
+        part = table[(table["dataset"] == dataset) & (table["protocol"] == protocol)]
         order = _ordered(part["surrogate"].unique(), MODEL_ORDER)
         grid = part.pivot(index="surrogate", columns="target", values="post_acc").reindex(index=order, columns=order)
         shown = ax.imshow(grid.to_numpy(), cmap="magma", vmin=0, vmax=1)
@@ -294,6 +306,6 @@ def transfer_heatmap(table: pd.DataFrame):
         ax.set_yticks(range(len(order)), order, fontsize=7)
         ax.set_xlabel("target model")
         ax.set_ylabel("surrogate (generator trained against)")
-        ax.set_title(dataset, fontsize=9)
+        ax.set_title(f"{dataset} ({protocol}, {int(part['seeds'].min())} seed(s))", fontsize=9)
     fig.colorbar(shown, ax=axes.ravel().tolist(), shrink=0.7, label="post-attack ACC")
     return fig

@@ -1,9 +1,14 @@
 """From per-run metric files to the tidy table and the paper-versus-ours Table 1.
 
-Every run writes `{results}/metrics/{dataset}/{model}/{variant}/seed{seed}.json`; `variant` is `clean`
-(the training stage's evaluation) or an attack (`gan-both`, `gan-com`, `gan-con`, `pgd`, or a budget
-sweep point such as `gan-both-eps0.1`). Attack files hold the scores of the same samples before
-(`pre`) and after (`post`) the attack.
+Every attack run writes `{results}/metrics/{dataset}/{model}/{variant}/{protocol}/seed{seed}.json` and the
+training stage `{results}/metrics/{dataset}/{model}/clean/seed{seed}.json`; `variant` is an attack (`gan-both`,
+`gan-com`, `gan-con`, `pgd`, `blackbox`, `whitebox`, `embedding`, or a budget sweep point such as
+`gan-both-eps0.1`). Attack files hold the scores of the same samples before (`pre`) and after (`post`)
+the attack.
+
+Two numbers are only ever set against each other when they are *paired*: same dataset, model, seed,
+sample set and protocol, except for the one thing the comparison varies (`pair`). Every table,
+figure and claim that compares runs goes through `pair`.
 """
 from __future__ import annotations
 
@@ -64,107 +69,330 @@ def load_paper(path: str | Path) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["dataset", "model", "phase", *METRICS])
 
 
-def _order(values, order):
+def in_order(values, order):
     return sorted(values, key=lambda v: (order.index(v) if v in order else len(order), v))
 
 
-def table1(summary: pd.DataFrame, paper: pd.DataFrame, attack: str = "gan-both") -> pd.DataFrame:
-    """Ours (mean, std, seeds) beside the paper, per (model, dataset, phase, metric), for one attack."""
-    ours = summary[(summary["attack"] == attack) & (summary["protocol"] == "paper")]
+def sort_runs(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows in the tables' order: datasets as in Table 1, models as in the paper, then by seed."""
+    if frame.empty:
+        return frame
+    rank = {**{d: i for i, d in enumerate(DATASET_ORDER)}, **{m: i for i, m in enumerate(MODEL_ORDER)}}
+    cols = [c for c in ("dataset", "model", "seed") if c in frame.columns]
+    return frame.sort_values(cols, kind="stable", key=lambda col: col if col.name == "seed" else col.map(
+        lambda v: (rank.get(v, len(rank)), str(v))))
+
+
+# ---------------------------------------------------------------------------------------------
+# Pairing: the one way two runs are compared.
+
+PAIR_KEYS = ("dataset", "model", "seed", "sample_set", "protocol")
+
+
+def with_sample_set(tidy: pd.DataFrame) -> pd.DataFrame:
+    """`tidy` with a `sample_set` column: the samples a row was scored on. Kept when present; otherwise
+    `strict` rows were scored on the held-out part of the eval half and every other row (the paper
+    protocol, and the training stage's clean evaluation) on the whole eval half."""
+    if "sample_set" in tidy.columns:
+        return tidy
+    return tidy.assign(sample_set=np.where(tidy["protocol"] == "strict", "heldout", "eval"))
+
+
+def _select(frame: pd.DataFrame, selection: dict) -> pd.DataFrame:
+    mask = np.ones(len(frame), dtype=bool)
+    for col, want in selection.items():
+        if col not in frame.columns:
+            raise ValueError(f"cannot select {col}={want!r}: the table has no column {col!r}")
+        mask &= (frame[col] == want).to_numpy()
+    return frame[mask]
+
+
+def _unit(keys, values) -> str:
+    """A pairing unit in words: `noisymnist comvc seed 1 (paper protocol, eval samples)`."""
+    unit = dict(zip(keys, values if isinstance(values, tuple) else (values,)))
+    words = [str(unit[k]) for k in ("dataset", "model") if k in unit]
+    words += [f"seed {unit['seed']}"] if "seed" in unit else []
+    where = [f"{unit[k]} {name}" for k, name in (("protocol", "protocol"), ("sample_set", "samples")) if k in unit]
+    return " ".join(words) + (f" ({', '.join(where)})" if where else "")
+
+
+def pair(tidy: pd.DataFrame, sides: dict[str, dict], value: str = "acc", drop_unpaired: bool = False) -> pd.DataFrame:
+    """One row per pairing unit, one column per side: the values compared, from the same dataset, model,
+    seed, sample set and protocol, except for the columns the sides themselves select on.
+
+    `sides` maps a name to a selection, e.g. `{"both": {"attack": "gan-both", "phase": "post"},
+    "com": {"attack": "gan-com", "phase": "post"}}`; a column named in any selection (here `attack`,
+    `phase`) is what the comparison varies, and every other pairing key must match. A side that holds
+    two rows for one unit (two eps, two sample sets under one name) is an error. A unit present in
+    some sides but not all is an error naming it, unless `drop_unpaired`: then it is left out and
+    listed in `out.attrs["unpaired"]`, so the page can say what was not compared.
+    """
+    frame = with_sample_set(tidy)
+    varied = {c for selection in sides.values() for c in selection}
+    keys = [k for k in PAIR_KEYS if k in frame.columns and k not in varied]
+    parts = {}
+    for name, selection in sides.items():
+        part = _select(frame, selection)
+        twice = part[part.duplicated(keys, keep=False)]
+        if len(twice):
+            raise ValueError(f"side {name!r} ({selection}) has several rows for "
+                             f"{_unit(keys, tuple(twice.iloc[0][keys]))}; select one attack, phase and eps per side")
+        parts[name] = part.set_index(keys)[value]
+    if not any(len(p) for p in parts.values()):
+        return pd.DataFrame(columns=keys + list(sides))
+    wide = pd.concat(parts, axis=1, join="outer")
+    present = pd.concat({n: pd.Series(True, index=p.index) for n, p in parts.items()}, axis=1).reindex(wide.index)
+    present = present.fillna(False).astype(bool)
+    unpaired = []
+    for unit, row in present[~present.all(axis=1)].iterrows():
+        have = [n for n in sides if row[n]]
+        lack = [n for n in sides if not row[n]]
+        unpaired.append(f"{_unit(keys, unit)}: {', '.join(have)} but no {', '.join(lack)}")
+    if unpaired and not drop_unpaired:
+        raise ValueError("these runs have no partner to compare with (" + "; ".join(unpaired) + "); run the "
+                         "missing ones or compare only paired runs (drop_unpaired=True)")
+    out = wide[present.all(axis=1)].reset_index()
+    out.attrs["unpaired"] = unpaired
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Table 1: pre and post under each protocol, ours beside the paper's, every seed shown.
+
+
+def table1(tidy: pd.DataFrame, paper: pd.DataFrame, attack: str = "gan-both") -> pd.DataFrame:
+    """Ours beside the paper, per (model, dataset, protocol, phase, metric), for one attack: mean, std
+    and every seed's value (pre and post paired: both from the same runs). The paper's number sits
+    beside the paper protocol's rows only; the strict protocol's rows are ours alone."""
     rows = []
-    for _, r in ours.iterrows():
-        match = paper[(paper["dataset"] == r["dataset"]) & (paper["model"] == r["model"]) & (paper["phase"] == r["phase"])]
+    frame = with_sample_set(tidy)
+    for (dataset, model, protocol), part in frame[frame["attack"] == attack].groupby(["dataset", "model", "protocol"]):
         for m in METRICS:
-            ref = float(match[m].iloc[0]) if len(match) else np.nan
-            rows.append({"model": r["model"], "dataset": r["dataset"], "phase": r["phase"], "metric": m,
-                         "mean": r[f"{m}_mean"], "std": r[f"{m}_std"], "seeds": int(r["seeds"]),
-                         "paper": ref, "diff": r[f"{m}_mean"] - ref})
-    return pd.DataFrame(rows, columns=["model", "dataset", "phase", "metric", "mean", "std", "seeds", "paper", "diff"])
+            paired = pair(part, {"pre": {"phase": "pre"}, "post": {"phase": "post"}}, value=m).sort_values("seed")
+            for phase in ("pre", "post"):
+                values = paired[phase].to_numpy(dtype=float)
+                match = paper[(paper["dataset"] == dataset) & (paper["model"] == model) & (paper["phase"] == phase)]
+                ref = float(match[m].iloc[0]) if len(match) and protocol == "paper" else np.nan
+                rows.append({"model": model, "dataset": dataset, "protocol": protocol, "phase": phase, "metric": m,
+                             "mean": values.mean(), "std": values.std(ddof=1) if len(values) > 1 else 0.0,
+                             "seeds": len(values), "values": [float(v) for v in values],
+                             "seed_ids": [int(s) for s in paired["seed"]], "paper": ref, "diff": values.mean() - ref})
+    return pd.DataFrame(rows, columns=["model", "dataset", "protocol", "phase", "metric", "mean", "std", "seeds",
+                                       "values", "seed_ids", "paper", "diff"])
+
+
+PROTOCOL_ORDER = ["paper", "strict"]
 
 
 def table1_html(t1: pd.DataFrame, tolerance: float, scale: str) -> str:
-    """Models as rows, datasets x metrics as columns, pre and post rows per model; each cell shows
-    ours (mean +- std over seeds), the paper's value and the difference; a miss beyond `tolerance`
-    is highlighted."""
+    """Models as rows, datasets x metrics as columns; per model a pre and a post row under each protocol.
+    Each cell shows ours (mean +- std over seeds), every seed's value in small print under it, and,
+    under the paper protocol, the paper's value and the difference (a miss beyond `tolerance` shaded)."""
     if t1.empty:
         return "<p>No attack results to tabulate yet.</p>"
-    datasets = _order(t1["dataset"].unique(), DATASET_ORDER)
-    models = _order(t1["model"].unique(), MODEL_ORDER)
+    datasets = in_order(t1["dataset"].unique(), DATASET_ORDER)
+    models = in_order(t1["model"].unique(), MODEL_ORDER)
+    protocols = in_order(t1["protocol"].unique(), PROTOCOL_ORDER)
+    lines = [(p, ph) for p in protocols for ph in ("pre", "post")]
     head = "<tr><th rowspan='2'>model</th><th rowspan='2'></th>" + "".join(
         f"<th colspan='3'>{html.escape(d)}</th>" for d in datasets) + "</tr><tr>" + "".join(
         f"<th>{m.upper()}</th>" for _ in datasets for m in METRICS) + "</tr>"
-    cell = {(r.model, r.dataset, r.phase, r.metric): r for r in t1.itertuples()}
+    cell = {(r.model, r.dataset, r.protocol, r.phase, r.metric): r for r in t1.itertuples()}
     body = []
     for model in models:
-        for phase in ("pre", "post"):
+        shown = [(p, ph) for p, ph in lines if any((model, d, p, ph, "acc") in cell for d in datasets)]
+        for i, (protocol, phase) in enumerate(shown):
             tds = []
             for d in datasets:
                 for m in METRICS:
-                    r = cell.get((model, d, phase, m))
+                    r = cell.get((model, d, protocol, phase, m))
                     if r is None:
                         tds.append("<td class='empty'>&ndash;</td>")
                         continue
                     ours = f"{r.mean:.2f}" + (f"&plusmn;{r.std:.2f}" if r.seeds > 1 else "")
-                    if np.isnan(r.paper):
-                        tds.append(f"<td>{ours}<br><span class='paper'>paper &ndash;</span></td>")
+                    seeds = "<br><span class='seeds'>" + " ".join(f"{v:.2f}" for v in r.values) + "</span>"
+                    if protocol != "paper":
+                        tds.append(f"<td>{ours}{seeds}</td>")
+                    elif np.isnan(r.paper):
+                        tds.append(f"<td>{ours}{seeds}<br><span class='paper'>paper &ndash;</span></td>")
                     else:
                         miss = abs(r.diff) > tolerance
-                        tds.append(f"<td class='{'miss' if miss else 'hit'}'>{ours}<br><span class='paper'>"
+                        tds.append(f"<td class='{'miss' if miss else 'hit'}'>{ours}{seeds}<br><span class='paper'>"
                                    f"paper {r.paper:.2f} ({r.diff:+.2f})</span></td>")
-            label = f"<th rowspan='2'>{html.escape(model)}</th>" if phase == "pre" else ""
-            body.append(f"<tr>{label}<td>{phase}</td>{''.join(tds)}</tr>")
+            label = f"<th rowspan='{len(shown)}'>{html.escape(model)}</th>" if i == 0 else ""
+            body.append(f"<tr>{label}<td>{phase} ({html.escape(protocol)})</td>{''.join(tds)}</tr>")
     legend = (f"<p class='legend'>Scale: <b>{html.escape(scale)}</b>. Each cell: ours as mean &plusmn; std over "
-              f"seeds (std shown when there are several), the paper's value and our difference. Cells that "
-              f"differ from the paper by more than {tolerance:.2f} are shaded; &ndash; = not run or not reported.</p>")
+              f"seeds (std shown when there are several), every seed's value in small print (in seed order), "
+              f"and under the paper protocol the paper's value and our difference. Pre and post come from the "
+              f"same runs. Cells that differ from the paper by more than {tolerance:.2f} are shaded; "
+              f"&ndash; = not run or not reported.</p>")
     style = ("<style>.t1{border-collapse:collapse;font-size:.85rem}.t1 td,.t1 th{border:1px solid #ccc;"
              "padding:.2rem .4rem;text-align:center}.t1 .miss{background:#fde2e1}.t1 .hit{background:#e3f4e1}"
-             ".t1 .paper{color:#555;font-size:.75rem}.t1 .empty{color:#aaa}</style>")
+             ".t1 .paper{color:#555;font-size:.75rem}.t1 .seeds{color:#777;font-size:.65rem}"
+             ".t1 .empty{color:#aaa}</style>")
     return f"{style}{legend}<table class='t1' id='table1'>{head}{''.join(body)}</table>"
+
+
+# ---------------------------------------------------------------------------------------------
+# Files beside the metrics: the attack records' extra fields, the transfer tables, the sensitivity sweep.
+
+
+def attack_records(results: str | Path, variants=None) -> pd.DataFrame:
+    """One row per attack metrics file (`{results}/metrics/{dataset}/{model}/{variant}/{protocol}/seed{seed}.json`)
+    with what the tidy table leaves out: the device it ran on, its fitting time and the black-box query counts."""
+    rows = []
+    for f in sorted(Path(results).glob("metrics/*/*/*/*/seed*.json")):
+        dataset, model, variant, protocol = f.parts[-5:-1]
+        if variants is not None and variant not in variants:
+            continue
+        rec = read_json(f)
+        rows.append({"dataset": dataset, "model": model, "seed": int(f.stem.removeprefix("seed")),
+                     "attack": variant, "protocol": protocol, "device": rec.get("device"),
+                     "seconds": rec.get("seconds"), "queries": rec.get("queries"),
+                     "queries_per_sample": rec.get("queries_per_sample")})
+    return pd.DataFrame(rows, columns=["dataset", "model", "seed", "attack", "protocol", "device", "seconds",
+                                       "queries", "queries_per_sample"])
+
+
+TRANSFER_PREFIX = "transfer-from-"
+
+
+def transfer_tidy(results: str | Path) -> pd.DataFrame:
+    """The transfer tables (`{results}/transfer/{dataset}.csv`, one row per surrogate x target) as tidy rows:
+    model = the target, attack = `transfer-from-<surrogate>`, seed = the target's. A table written without
+    a `protocol` column was scored with running statistics on the whole eval half, which is neither
+    protocol: its rows get protocol `transfer` and pair only with each other."""
+    rows = []
+    for f in sorted(Path(results).glob("transfer/*.csv")):
+        table = pd.read_csv(f)
+        if "seed" not in table.columns:
+            raise ValueError(f"{f} records no seed; re-run `python -m robustmvc transfer` (it writes the target's seed)")
+        for r in table.itertuples(index=False):
+            protocol = getattr(r, "protocol", "transfer")
+            for phase in ("pre", "post"):
+                rows.append([r.dataset, r.target, int(r.seed), TRANSFER_PREFIX + r.surrogate, protocol,
+                             np.nan, phase, *(getattr(r, f"{phase}_{m}") for m in METRICS)])
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def transfer_grid(transfer: pd.DataFrame) -> pd.DataFrame:
+    """Post-attack ACC of each target under each surrogate's generators, mean over the target's seeds that
+    every surrogate was applied to (paired per target, dataset and protocol); columns dataset, protocol,
+    surrogate, target, post_acc, seeds."""
+    rows = []
+    for (dataset, target, protocol), part in transfer.groupby(["dataset", "model", "protocol"]):
+        surrogates = sorted(part["attack"].unique())
+        wide = pair(part, {a: {"attack": a, "phase": "post"} for a in surrogates}, drop_unpaired=True)
+        for a in surrogates:
+            rows.append({"dataset": dataset, "protocol": protocol, "surrogate": a.removeprefix(TRANSFER_PREFIX),
+                         "target": target, "post_acc": wide[a].mean(), "seeds": len(wide)})
+    return pd.DataFrame(rows, columns=["dataset", "protocol", "surrogate", "target", "post_acc", "seeds"])
+
+
+def collect_sensitivity(results: str | Path) -> pd.DataFrame:
+    """The lambda/gamma sweep (`{results}/sensitivity/{dataset}/lambda{l}-gamma{g}[/{protocol}]/seed{s}.json`)
+    as tidy rows plus `lambda` and `gamma` columns; the model is the swept defense (AR-DMVC-AM)."""
+    rows = []
+    for f in sorted(Path(results).glob("sensitivity/*/lambda*-gamma*/**/seed*.json")):
+        point = next(p for p in f.parts if p.startswith("lambda") and "-gamma" in p)
+        dataset = f.parts[f.parts.index(point) - 1]
+        lam, gam = point.removeprefix("lambda").split("-gamma")
+        rec = read_json(f)
+        protocol = f.parent.name if f.parent.name != point else rec.get("protocol", "paper")
+        for phase, key in (("pre", "clean"), ("post", "attacked")):
+            rows.append([dataset, "ardmvc-am", int(f.stem.removeprefix("seed")), "gan-both", protocol,
+                         float((rec.get("settings") or {}).get("eps", np.nan)), phase,
+                         *(rec[key][m] for m in METRICS), float(lam), float(gam)])
+    return pd.DataFrame(rows, columns=COLUMNS + ["lambda", "gamma"])
+
+
+def sensitivity_grid(sens: pd.DataFrame, protocol: str = "paper") -> pd.DataFrame:
+    """Post-attack ACC per (lambda, gamma), mean over the seeds run at every grid point (paired); columns
+    dataset, lambda, gamma, post_acc, seeds."""
+    part = sens[sens["protocol"] == protocol]
+    if part.empty:
+        return pd.DataFrame(columns=["dataset", "lambda", "gamma", "post_acc", "seeds"])
+    points = sorted(set(zip(part["lambda"], part["gamma"])))
+    sides = {f"{lam}/{gam}": {"lambda": lam, "gamma": gam, "phase": "post"} for lam, gam in points}
+    wide = pair(part, sides, drop_unpaired=True)
+    rows = [{"dataset": d, "lambda": lam, "gamma": gam, "post_acc": w[f"{lam}/{gam}"].mean(), "seeds": len(w)}
+            for d, w in wide.groupby("dataset") for lam, gam in points]
+    return pd.DataFrame(rows, columns=["dataset", "lambda", "gamma", "post_acc", "seeds"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Comparisons built on `pair`: the ablation, the black-box table, the worst case.
+
+ABLATION = ("gan-both", "gan-com", "gan-con")
+
+
+def ablation_points(tidy: pd.DataFrame) -> pd.DataFrame:
+    """Per (dataset, model, protocol) with the ablation: clean and post-attack ACC under each attack
+    objective, on the seeds attacked by all three (paired); one row per seed."""
+    parts = []
+    ablated = tidy[tidy["attack"].isin(ABLATION)]
+    for _, part in ablated.groupby(["dataset", "model", "protocol"]):
+        if part["attack"].nunique() < len(ABLATION):
+            continue
+        sides = {"clean": {"attack": "gan-both", "phase": "pre"}}
+        sides.update({a: {"attack": a, "phase": "post"} for a in ABLATION})
+        parts.append(pair(part, sides, drop_unpaired=True))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
+        columns=[*PAIR_KEYS, "clean", *ABLATION])
+
+
+def attack_comparison(tidy: pd.DataFrame, attacks, protocol: str) -> pd.DataFrame:
+    """Per (dataset, model, seed) under one protocol: clean ACC and post-attack ACC under each of `attacks`
+    (e.g. the paper's attack, the black-box attack and its white-box twin), only where every one of them
+    ran on the same seed and samples. `out.attrs["unpaired"]` lists the runs left out."""
+    part = tidy[tidy["attack"].isin(attacks) & (tidy["protocol"] == protocol)]
+    sides = {"clean": {"attack": attacks[0], "phase": "pre"}}
+    sides.update({a: {"attack": a, "phase": "post"} for a in attacks})
+    out, unpaired = [], []
+    for _, group in part.groupby(["dataset", "model"]):
+        if set(group["attack"]) != set(attacks):
+            unpaired.append(f"{group['dataset'].iloc[0]}/{group['model'].iloc[0]}: only "
+                            + ", ".join(sorted(set(group["attack"]))))
+            continue
+        wide = pair(group, sides, drop_unpaired=True)
+        unpaired += wide.attrs["unpaired"]
+        out.append(wide)
+    result = pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=[*PAIR_KEYS, *sides])
+    result.attrs["unpaired"] = unpaired
+    return result
+
+
+EPS_VARIANT = r"-eps[0-9.]+$"
+
+
+def worst_attack(tidy: pd.DataFrame, transfer: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per (dataset, model, seed, protocol): the lowest post-attack ACC over every attack run on it at the main
+    budget (budget sweep points `-eps...` left out), and which attack it was. Transferred generators count
+    when their rows pair with the model's own runs (same seed, sample set and protocol); the best of them
+    is the lowest. Columns: keys, clean (the paper's attack's pre), worst_acc, worst_attack, attacks (how many
+    were compared), gan-both (the paper's attack, for reference)."""
+    frame = with_sample_set(tidy)
+    frame = frame[(frame["attack"] != "none") & ~frame["attack"].str.contains(EPS_VARIANT)]
+    if transfer is not None and len(transfer):
+        moved = with_sample_set(transfer)
+        frame = pd.concat([frame, moved[moved["model"] != moved["attack"].str.removeprefix(TRANSFER_PREFIX)]],
+                          ignore_index=True)
+    keys = list(PAIR_KEYS)
+    rows = []
+    for unit, part in frame.groupby(keys):
+        main = part[part["attack"] == "gan-both"]
+        if main.empty:
+            continue  # a unit is a run of the paper's attack; a transfer table alone defines none
+        # an attack run at another budget than the paper's attack is not the same threat
+        part = part[part["eps"].isna() | np.isclose(part["eps"], main["eps"].iloc[0]) | main["eps"].isna().iloc[0]]
+        attacks = sorted(part["attack"].unique())
+        wide = pair(part, {a: {"attack": a, "phase": "post"} for a in attacks})
+        clean = float(part[(part["attack"] == "gan-both") & (part["phase"] == "pre")]["acc"].iloc[0])
+        post = wide[attacks].iloc[0]
+        rows.append({**dict(zip(keys, unit)), "clean": clean, "worst_acc": float(post.min()),
+                     "worst_attack": str(post.idxmin()), "attacks": len(attacks), "gan-both": float(post["gan-both"])})
+    return pd.DataFrame(rows, columns=[*keys, "clean", "worst_acc", "worst_attack", "attacks", "gan-both"])
 
 
 N_CLUSTERS = {"noisymnist": 10, "noisyfashion": 10, "patchedmnist": 3, "regdb": 206, "demo": 10, "demo3": 10}
 BASELINES = ("eamc", "simvc", "comvc", "multivae", "aecoddc", "infoddc", "sem")
-
-
-def _acc(summary, dataset, model, attack, phase):
-    row = summary[(summary["dataset"] == dataset) & (summary["model"] == model) & (summary["attack"] == attack)
-                  & (summary["phase"] == phase) & (summary["protocol"] == "paper")]
-    return float(row["acc_mean"].iloc[0]) if len(row) else np.nan
-
-
-def claims(summary: pd.DataFrame) -> pd.DataFrame:
-    """The paper's four claims, checked per dataset against our numbers (mean ACC over seeds).
-
-    1. every baseline loses at least half of its clean-minus-chance accuracy under the attack;
-    2. AR-DMVC-AM keeps at least 90% of its clean accuracy;
-    3. AR-DMVC-AM beats AR-DMVC after the attack;
-    4. attacking both terms lowers ACC more than attacking either alone (per model with the ablation).
-    """
-    rows = []
-    for dataset in _order(summary["dataset"].unique(), DATASET_ORDER):
-        chance = 1 / N_CLUSTERS.get(dataset, 10)
-        fell, total = [], 0
-        for model in BASELINES:
-            pre, post = _acc(summary, dataset, model, "gan-both", "pre"), _acc(summary, dataset, model, "gan-both", "post")
-            if np.isnan(pre):
-                continue
-            total += 1
-            if post <= pre - 0.5 * (pre - chance):
-                fell.append(model)
-        if total:
-            rows.append([dataset, "every baseline loses most of its accuracy", len(fell) == total,
-                         f"{len(fell)}/{total} baselines lose >= half of clean-minus-chance ACC"])
-        pre, post = _acc(summary, dataset, "ardmvc-am", "gan-both", "pre"), _acc(summary, dataset, "ardmvc-am", "gan-both", "post")
-        if not np.isnan(pre):
-            rows.append([dataset, "AR-DMVC-AM keeps nearly all its clean accuracy", post >= 0.9 * pre,
-                         f"ACC {pre:.3f} -> {post:.3f}"])
-        plain = _acc(summary, dataset, "ardmvc", "gan-both", "post")
-        if not np.isnan(post) and not np.isnan(plain):
-            rows.append([dataset, "the mitigator beats plain AR-DMVC after the attack", post > plain,
-                         f"post-attack ACC {post:.3f} (AM) vs {plain:.3f} (AR-DMVC)"])
-        for model in _order(summary[summary["dataset"] == dataset]["model"].unique(), MODEL_ORDER):
-            both, com, con = (_acc(summary, dataset, model, f"gan-{o}", "post") for o in ("both", "com", "con"))
-            if not any(np.isnan([both, com, con])):
-                rows.append([dataset, f"attacking both terms beats either alone ({model})", both < min(com, con),
-                             f"post-attack ACC both {both:.3f}, com {com:.3f}, con {con:.3f}"])
-    return pd.DataFrame(rows, columns=["dataset", "claim", "holds", "evidence"])

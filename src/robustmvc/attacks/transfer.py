@@ -45,14 +45,18 @@ def transfer_files(data: str | Path, generators: dict[str, str | Path], checkpoi
     ds = data_mod.load(data)
     views, labels = ds.part("eval")
     x = train.to_tensors(views, dev)
-    perturbers = {}
+    perturbers, surrogate_seeds = {}, {}
     for name, path in generators.items():
         perturber, meta = load_perturber(path, dev)
+        surrogate_seeds[name] = meta.get("seed")
         if [list(s) for s in meta["view_shapes"]] != [list(s) for s in ds.view_shapes]:
             raise ValueError(f"generator {path} was trained on views {meta['view_shapes']}, {data} has "
                              f"{ds.view_shapes}; use generators trained on this dataset")
         perturbers[name] = perturber
-    targets = {name: train.load_checkpoint(path, dev)[0] for name, path in checkpoints.items()}
-    table = transfer_scores(perturbers, targets, x, labels)
+    loaded = {name: train.load_checkpoint(path, dev) for name, path in checkpoints.items()}
+    table = transfer_scores(perturbers, {name: model for name, (model, _) in loaded.items()}, x, labels)
     table.insert(0, "dataset", ds.meta.get("dataset"))
+    # the seeds let tables.transfer_tidy pair a row with the target's other attacks of the same seed
+    table.insert(3, "seed", table["target"].map(lambda t: loaded[t][1].get("seed")))
+    table.insert(4, "surrogate_seed", table["surrogate"].map(surrogate_seeds))
     return table
