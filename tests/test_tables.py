@@ -47,7 +47,7 @@ def test_summary_means_and_stds(results):
 
 def test_table1_sets_ours_beside_the_paper_and_marks_missing(results):
     paper = tables.load_paper(ROOT / "config" / "paper_table1.yaml")
-    t1 = tables.table1(tables.summarize(tables.collect(results)), paper)
+    t1 = tables.table1(tables.collect(results), paper)
     cell = t1[(t1.model == "comvc") & (t1.dataset == "noisymnist") & (t1.phase == "post") & (t1.metric == "acc")].iloc[0]
     assert cell["paper"] == 0.31 and math.isclose(cell["diff"], 0.4 - 0.31)
     html = tables.table1_html(t1, tolerance=0.05, scale="test")
@@ -75,3 +75,160 @@ def test_eps_curve_keeps_the_seeds_attacked_at_every_budget(results):
     # seed 1 was attacked at 0.3 only: it would pull the 0.3 point and not the 0.1 one
     assert got == [("comvc", 0, 0.0, 0.9), ("comvc", 0, 0.1, 0.7), ("comvc", 0, 0.3, 0.3)]
     assert plots.eps_curve(tables.collect(results), ["noisymnist"]) is not None
+
+
+
+# ---------------------------------------------------------------------------------------------
+# Paired comparisons. Tidy frames are built by hand (`_tidy`) or read from metric files written in the
+# layout `{results}/metrics/{dataset}/{model}/{variant}/{protocol}/seed{seed}.json` (`_write_run`).
+
+import pandas as pd  # noqa: E402
+
+from robustmvc import plots  # noqa: E402
+
+
+def _tidy(*runs):
+    """Runs as (dataset, model, seed, attack, protocol, eps, pre_acc, post_acc[, sample_set]) -> tidy rows."""
+    rows = []
+    for run in runs:
+        dataset, model, seed, attack, protocol, eps, pre, post, *sample_set = run
+        for phase, acc in (("pre", pre), ("post", post)):
+            rows.append({"dataset": dataset, "model": model, "seed": seed, "attack": attack, "protocol": protocol,
+                         "eps": eps, "phase": phase, "acc": acc, "nmi": acc, "ari": acc,
+                         **({"sample_set": sample_set[0]} if sample_set else {})})
+    return pd.DataFrame(rows)
+
+
+def _write_run(root, dataset, model, variant, protocol, seed, pre, post, **extra):
+    f = root / "metrics" / dataset / model / variant / protocol / f"seed{seed}.json"
+    f.parent.mkdir(parents=True, exist_ok=True)
+    f.write_text(json.dumps({"clean": {"acc": pre, "nmi": pre, "ari": pre},
+                             "attacked": {"acc": post, "nmi": post, "ari": post}, "protocol": protocol, **extra}))
+
+
+def test_pair_refuses_runs_without_a_partner_and_names_them():
+    tidy = _tidy(("nm", "comvc", 0, "gan-both", "paper", 0.3, 0.9, 0.3), ("nm", "comvc", 1, "gan-both", "paper", 0.3, 0.9, 0.7),
+                 ("nm", "comvc", 0, "gan-com", "paper", 0.3, 0.9, 0.4))
+    sides = {"both": {"attack": "gan-both", "phase": "post"}, "com": {"attack": "gan-com", "phase": "post"}}
+    with pytest.raises(ValueError, match=r"nm comvc seed 1 \(paper protocol, eval samples\): both but no com"):
+        tables.pair(tidy, sides)
+    kept = tables.pair(tidy, sides, drop_unpaired=True)
+    assert kept[["seed", "both", "com"]].values.tolist() == [[0, 0.3, 0.4]]
+    assert len(kept.attrs["unpaired"]) == 1
+    # a side that holds two rows per unit (here: two budgets under one selection) is refused
+    twice = pd.concat([tidy, _tidy(("nm", "comvc", 0, "gan-com", "paper", 0.1, 0.9, 0.8))])
+    with pytest.raises(ValueError, match="several rows"):
+        tables.pair(twice, sides, drop_unpaired=True)
+
+
+def test_seed_rule_the_ablation_compares_only_seeds_attacked_by_every_objective():
+    """gan-com and gan-con ran on seed 0 only, gan-both on seeds 0 and 1 (`extra_variants_seeds: first`).
+    The old ablation set the two-seed gan-both mean (0.5) beside the seed-0 com/con values (0.4, 0.45) and
+    found both terms weaker than either alone; on seed 0 alone, both (0.3) is the strongest."""
+    tidy = _tidy(("nm", "comvc", 0, "gan-both", "paper", 0.3, 0.9, 0.3), ("nm", "comvc", 1, "gan-both", "paper", 0.3, 0.9, 0.7),
+                 ("nm", "comvc", 0, "gan-com", "paper", 0.3, 0.9, 0.4), ("nm", "comvc", 0, "gan-con", "paper", 0.3, 0.9, 0.45))
+    mixed = tidy[tidy.phase == "post"].groupby("attack")["acc"].mean()   # the old, unpaired means
+    assert mixed["gan-both"] > min(mixed["gan-com"], mixed["gan-con"])
+    points = tables.ablation_points(tidy)
+    assert points[["seed", "gan-both", "gan-com", "gan-con", "clean"]].values.tolist() == [[0, 0.3, 0.4, 0.45, 0.9]]
+    assert points["gan-both"].mean() < min(points["gan-com"].mean(), points["gan-con"].mean())
+    assert plots.ablation(tidy) is not None
+
+
+def test_sample_set_rule_runs_scored_on_other_samples_never_sit_side_by_side():
+    """The old black-box table set the black-box run's pre (scored on the held-out part of the eval half)
+    beside gan-both on the whole eval half: 0.6 clean beside a gan-both post of 0.2 from other samples.
+    With the sample sets recorded, the black-box run has no gan-both partner and the table says so."""
+    tidy = _tidy(("nm", "comvc", 0, "gan-both", "paper", 0.3, 0.9, 0.2, "eval"),
+                 ("nm", "comvc", 0, "whitebox", "paper", 0.3, 0.6, 0.3, "heldout"),
+                 ("nm", "comvc", 0, "blackbox", "paper", 0.3, 0.6, 0.5, "heldout"))
+    old = tidy[tidy.phase == "post"].set_index("attack")["acc"]
+    assert len(old) == 3   # the old table had one row with all three attacks
+    runs = tables.attack_comparison(tidy, ["gan-both", "whitebox", "blackbox"], "paper")
+    assert runs.empty and "no whitebox, blackbox" in runs.attrs["unpaired"][0]
+    # the two run on the same samples do pair
+    pair = tables.attack_comparison(tidy, ["whitebox", "blackbox"], "paper")
+    assert pair[["clean", "whitebox", "blackbox"]].values.tolist() == [[0.6, 0.3, 0.5]]
+
+
+def test_protocol_rule_paper_and_strict_runs_are_never_mixed():
+    """The old related notebook averaged every file of an attack whatever its protocol: AR-DMVC-AM's
+    black-box run under the strict protocol (post 0.7) beside the white-box twin under the paper protocol
+    (post 0.1) reads as 'the black-box attack fails where the white-box one breaks the model' - a
+    difference of protocols, not of attacks. Paired, only the strict twin (0.65) stands beside it."""
+    tidy = _tidy(("nm", "ardmvc-am", 0, "whitebox", "paper", 0.3, 0.7, 0.1),
+                 ("nm", "ardmvc-am", 0, "whitebox", "strict", 0.3, 0.72, 0.65),
+                 ("nm", "ardmvc-am", 0, "blackbox", "strict", 0.3, 0.72, 0.7))
+    old = tidy[tidy.phase == "post"].groupby("attack")["acc"].mean()
+    assert old["whitebox"] < 0.4 < old["blackbox"]
+    strict = tables.attack_comparison(tidy, ["whitebox", "blackbox"], "strict")
+    assert strict[["whitebox", "blackbox"]].values.tolist() == [[0.65, 0.7]]
+    paper = tables.attack_comparison(tidy, ["whitebox", "blackbox"], "paper")
+    assert paper.empty and "only whitebox" in paper.attrs["unpaired"][0]
+
+
+def test_model_and_dataset_rule_worst_attack_takes_only_the_models_own_runs(tmp_path):
+    """The worst attack of (dataset, model, seed, protocol) is over attacks on that model and dataset only:
+    a transfer row aimed at another target, or the same model on another dataset, must not lower it."""
+    tidy = _tidy(("nm", "comvc", 0, "gan-both", "paper", 0.3, 0.9, 0.3), ("nm", "comvc", 0, "pgd", "paper", 0.3, 0.9, 0.2),
+                 ("nm", "comvc", 0, "gan-both-eps0.1", "paper", 0.1, 0.9, 0.05),   # another budget: not the same threat
+                 ("nm", "comvc", 0, "embedding", "paper", np.nan, 0.9, 0.25),
+                 ("nf", "comvc", 0, "gan-both", "paper", 0.15, 0.6, 0.5),
+                 ("nm", "sem", 0, "gan-both", "paper", 0.3, 0.7, 0.6))
+    (tmp_path / "transfer").mkdir()
+    pd.DataFrame([{"dataset": "nm", "surrogate": s, "target": t, "seed": 0, "surrogate_seed": 0, "protocol": "paper",
+                   "pre_acc": 0.9 if t == "comvc" else 0.7, "pre_nmi": 0, "pre_ari": 0,
+                   "post_acc": acc, "post_nmi": 0, "post_ari": 0}
+                  for s, t, acc in (("comvc", "comvc", 0.3), ("comvc", "sem", 0.01), ("sem", "comvc", 0.15),
+                                    ("sem", "sem", 0.6))]).to_csv(tmp_path / "transfer" / "nm.csv", index=False)
+    moved = tables.transfer_tidy(tmp_path)
+    worst = tables.worst_attack(tidy, moved).set_index(["dataset", "model"])
+    assert worst.loc[("nm", "comvc"), ["worst_acc", "worst_attack", "attacks"]].tolist() == [0.15, "transfer-from-sem", 4]
+    assert worst.loc[("nm", "sem"), ["worst_acc", "worst_attack"]].tolist() == [0.01, "transfer-from-comvc"]
+    assert worst.loc[("nf", "comvc"), ["worst_acc", "worst_attack"]].tolist() == [0.5, "gan-both"]
+    # without a recorded protocol the transfer rows pair with nothing: the worst case is the model's own
+    legacy = moved.assign(protocol="transfer")
+    assert tables.worst_attack(tidy, legacy).set_index(["dataset", "model"]).loc[("nm", "comvc"), "worst_attack"] == "pgd"
+
+
+def test_seed_rule_eps_sweep_sensitivity_and_transfer_grid_use_common_seeds(tmp_path):
+    """Each figure averages over the seeds present at every point: seed 1 (run at the main budget or grid
+    point only) would otherwise pull one point and not the others."""
+    tidy = _tidy(("nm", "comvc", 0, "gan-both", "paper", 0.3, 0.9, 0.3), ("nm", "comvc", 1, "gan-both", "paper", 0.3, 0.9, 0.7),
+                 ("nm", "comvc", 0, "gan-both-eps0.1", "paper", 0.1, 0.9, 0.8))
+    points = plots.eps_points(tidy, ["nm"])
+    assert sorted(zip(points["eps"], points["acc"])) == [(0.0, 0.9), (0.1, 0.8), (0.3, 0.3)]
+    assert "seed 1" in points.attrs["unpaired"][0]
+
+    for lam, gam, seed, post in ((0.1, 1, 0, 0.5), (0.1, 1, 1, 0.9), (1, 1, 0, 0.4)):
+        f = tmp_path / "sensitivity" / "nf" / f"lambda{lam}-gamma{gam}" / "paper" / f"seed{seed}.json"
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(json.dumps({"clean": {"acc": 0.6, "nmi": 0, "ari": 0}, "attacked": {"acc": post, "nmi": 0, "ari": 0},
+                                 "settings": {"eps": 0.15}}))
+    grid = tables.sensitivity_grid(tables.collect_sensitivity(tmp_path)).set_index(["lambda", "gamma"])
+    assert grid["post_acc"].to_dict() == {(0.1, 1.0): 0.5, (1.0, 1.0): 0.4} and set(grid["seeds"]) == {1}
+    assert plots.sensitivity_heatmap(grid.reset_index()) is not None
+
+    moved = _tidy(*[("nm", t, s, f"transfer-from-{g}", "paper", np.nan, 0.9, acc)
+                    for t, s, g, acc in (("sem", 0, "comvc", 0.2), ("sem", 0, "sem", 0.6), ("sem", 1, "sem", 0.9))])
+    grid = tables.transfer_grid(moved).set_index("surrogate")
+    assert grid["post_acc"].to_dict() == {"comvc": 0.2, "sem": 0.6}
+
+
+def test_table1_shows_every_seed_under_each_protocol():
+    paper = tables.load_paper(ROOT / "config" / "paper_table1.yaml")
+    tidy = _tidy(("noisymnist", "comvc", 1, "gan-both", "paper", 0.3, 1.0, 0.5), ("noisymnist", "comvc", 0, "gan-both", "paper", 0.3, 0.9, 0.3),
+                 ("noisymnist", "comvc", 0, "gan-both", "strict", 0.3, 0.88, 0.6))
+    t1 = tables.table1(tidy, paper).set_index(["protocol", "phase", "metric"])
+    assert t1.loc[("paper", "post", "acc"), "values"] == [0.3, 0.5] and t1.loc[("paper", "post", "acc"), "paper"] == 0.31
+    assert t1.loc[("strict", "post", "acc"), "values"] == [0.6] and np.isnan(t1.loc[("strict", "post", "acc"), "paper"])
+    html = tables.table1_html(t1.reset_index(), 0.05, "test")
+    assert "<span class='seeds'>0.30 0.50</span>" in html and "post (strict)" in html and "pre (paper)" in html
+
+
+def test_attack_records_read_the_protocol_layout(tmp_path):
+    _write_run(tmp_path, "nm", "comvc", "blackbox", "strict", 2, 0.9, 0.4, device="cpu", queries=1000,
+               queries_per_sample=40.0, seconds=3.5)
+    rec = tables.attack_records(tmp_path)
+    assert rec.iloc[0][["dataset", "model", "attack", "protocol", "seed", "queries", "device"]].tolist() == [
+        "nm", "comvc", "blackbox", "strict", 2, 1000, "cpu"]
