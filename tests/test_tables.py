@@ -163,7 +163,7 @@ def test_protocol_rule_paper_and_strict_runs_are_never_mixed():
     assert old["whitebox"] < 0.4 < old["blackbox"]
     strict = tables.attack_comparison(tidy, ["whitebox", "blackbox"], "strict")
     assert strict[["whitebox", "blackbox"]].values.tolist() == [[0.65, 0.7]]
-    paper = tables.attack_comparison(tidy, ["whitebox", "blackbox"], "paper")
+    paper = tables.attack_comparison(tidy, ["blackbox", "whitebox"], "paper")
     assert paper.empty and "only whitebox" in paper.attrs["unpaired"][0]
 
 

@@ -350,6 +350,8 @@ def attack_comparison(tidy: pd.DataFrame, attacks, protocol: str) -> pd.DataFram
     sides.update({a: {"attack": a, "phase": "post"} for a in attacks})
     out, unpaired = [], []
     for _, group in part.groupby(["dataset", "model"]):
+        if set(group["attack"]) <= {attacks[0]}:
+            continue  # the reference attack alone: the model is not in this comparison
         if set(group["attack"]) != set(attacks):
             unpaired.append(f"{group['dataset'].iloc[0]}/{group['model'].iloc[0]}: only "
                             + ", ".join(sorted(set(group["attack"]))))
