@@ -71,9 +71,9 @@ def _attack(args) -> None:
     rec = attack_files(args.data, args.checkpoint, args.out, attack=args.attack, config=args.config,
                        generator_out=args.generator_out, examples_out=args.examples_out,
                        device=args.device or "auto", eps=args.eps, objective=args.objective,
-                       epochs=args.epochs, seed=args.seed, protocol=args.protocol,
-                       target_batchnorm=args.target_batchnorm)
-    print(f"wrote {args.out}: {args.attack} eps={rec['settings']['eps']} on {rec['n_eval']} samples; "
+                       epochs=args.epochs, seed=args.seed, protocol=args.protocol)
+    print(f"wrote {args.out}: {args.attack} eps={rec['settings']['eps']} on {rec['n_eval']} samples "
+          f"({rec['protocol']} protocol); "
           + " ".join(f"{k} {rec['clean'][k]:.3f}->{rec['attacked'][k]:.3f}" for k in rec["clean"]))
 
 
@@ -175,9 +175,10 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--eps", type=float, help="L-infinity budget (default: datasets.<name>.eps, else the paper's)")
     a.add_argument("--epochs", type=int, help="training epochs of the attacker (GAN default 30)")
     a.add_argument("--seed", type=int, help="attack seed (default: the checkpoint's)")
-    a.add_argument("--protocol", choices=["paper", "heldout"], help="paper: fit and score on the same samples")
-    a.add_argument("--target-batchnorm", choices=["eval", "batch"],
-                   help="eval: running statistics (default); batch: batch statistics as the reference code")
+    a.add_argument("--protocol", choices=["paper", "strict"], default="paper",
+                   help="paper (default): the target's BatchNorm on the statistics of shuffled batches, the "
+                        "attacker fitted and scored on the same samples, as the public code; strict: running "
+                        "statistics, fitted on part of the eval half and scored on the rest")
     a.add_argument("--config", action="append",
                    help="project config YAML (attack section, datasets.<name>.eps); repeat to overlay")
     a.add_argument("--generator-out", help="save the trained generators (perturbation network) here (.pt)")

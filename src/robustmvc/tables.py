@@ -1,9 +1,12 @@
 """From per-run metric files to the tidy table and the paper-versus-ours Table 1.
 
-Every run writes `{results}/metrics/{dataset}/{model}/{variant}/seed{seed}.json`; `variant` is `clean`
-(the training stage's evaluation) or an attack (`gan-both`, `gan-com`, `gan-con`, `pgd`, or a budget
-sweep point such as `gan-both-eps0.1`). Attack files hold the scores of the same samples before
-(`pre`) and after (`post`) the attack.
+The training stage writes `{results}/metrics/{dataset}/{model}/clean/seed{seed}.json`; every attack run
+writes `{results}/metrics/{dataset}/{model}/{variant}/{protocol}/seed{seed}.json`, where `variant` is an
+attack (`gan-both`, `gan-com`, `gan-con`, `pgd`, ..., or a budget sweep point such as `gan-both-eps0.1`)
+and `protocol` the evaluation protocol it ran under (`paper` or `strict`, `attacks.gan.PROTOCOLS`).
+Attack files hold the scores of the same samples before (`pre`) and after (`post`) the attack.
+Attack files of the earlier layout (no protocol folder) are read too, their protocol named from
+their settings (`attacks.gan.protocol_name`).
 """
 from __future__ import annotations
 
@@ -23,18 +26,29 @@ DATASET_ORDER = ["regdb", "noisyfashion", "noisymnist", "patchedmnist", "demo", 
 
 
 def collect(results: str | Path) -> pd.DataFrame:
-    """One row per (run, phase) over every metrics file under `results/metrics`."""
+    """One row per (run, phase) over every metrics file under `results/metrics`.
+
+    The clean evaluation (`attack` none) runs the model as trained, BatchNorm on its running statistics,
+    on the whole eval half: its protocol is `strict` (no attacker, so no samples to hold out).
+    """
+    from robustmvc.attacks.gan import protocol_name
+
     rows = []
-    for f in sorted(Path(results).glob("metrics/*/*/*/seed*.json")):
-        dataset, model, variant = f.parts[-4], f.parts[-3], f.parts[-2]
+    metrics = Path(results) / "metrics"
+    for f in sorted([*metrics.glob("*/*/*/seed*.json"), *metrics.glob("*/*/*/*/seed*.json")]):
+        parts = f.relative_to(metrics).parts
+        dataset, model, variant = parts[:3]
         rec = read_json(f)
         seed = int(f.stem.removeprefix("seed"))
         if variant == "clean":
-            rows.append([dataset, model, seed, "none", "paper", 0.0, "pre", *(rec["clean"][m] for m in METRICS)])
+            rows.append([dataset, model, seed, "none", "strict", 0.0, "pre", *(rec["clean"][m] for m in METRICS)])
             continue
         settings = rec.get("settings", {})
+        protocol = protocol_name({**settings, **({"protocol": rec["protocol"]} if "protocol" in rec else {})})
+        if len(parts) == 5 and parts[3] != protocol:
+            raise ValueError(f"{f} lies in the {parts[3]!r} folder but holds a {protocol!r} run; rerun the attack")
         for phase, key in (("pre", "clean"), ("post", "attacked")):
-            rows.append([dataset, model, seed, variant, rec.get("protocol", settings.get("protocol", "paper")),
+            rows.append([dataset, model, seed, variant, protocol,
                          float(settings.get("eps", np.nan)), phase, *(rec[key][m] for m in METRICS)])
     return pd.DataFrame(rows, columns=COLUMNS)
 
