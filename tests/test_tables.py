@@ -75,3 +75,29 @@ def test_eps_curve_keeps_the_seeds_attacked_at_every_budget(results):
     # seed 1 was attacked at 0.3 only: it would pull the 0.3 point and not the 0.1 one
     assert got == [("comvc", 0, 0.0, 0.9), ("comvc", 0, 0.1, 0.7), ("comvc", 0, 0.3, 0.3)]
     assert plots.eps_curve(tables.collect(results), ["noisymnist"]) is not None
+
+
+def test_collect_names_the_protocol_of_new_and_old_files(tmp_path):
+    def write(parts, rec):
+        f = tmp_path.joinpath("metrics", *parts)
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(json.dumps(rec))
+
+    scores = {"clean": {"acc": 0.9, "nmi": 0.8, "ari": 0.7}, "attacked": {"acc": 0.2, "nmi": 0.1, "ari": 0.0}}
+    for protocol in ("paper", "strict"):
+        write(("nm", "comvc", "gan-both", protocol, "seed0.json"),
+              {**scores, "protocol": protocol, "settings": {"eps": 0.3, "protocol": protocol}})
+    # the earlier layout (no protocol folder) held the samples and the BatchNorm mode apart
+    write(("nm", "simvc", "gan-both", "seed0.json"),
+          {**scores, "protocol": "paper", "settings": {"eps": 0.3, "protocol": "paper", "target_batchnorm": "eval"}})
+    write(("nm", "simvc", "pgd", "seed0.json"),
+          {**scores, "protocol": "heldout", "settings": {"eps": 0.3, "protocol": "heldout", "target_batchnorm": "eval"}})
+    write(("nm", "comvc", "clean", "seed0.json"), {"clean": scores["clean"]})
+    tidy = tables.collect(tmp_path)
+    got = set(zip(tidy["model"], tidy["attack"], tidy["protocol"]))
+    assert got == {("comvc", "gan-both", "paper"), ("comvc", "gan-both", "strict"), ("comvc", "none", "strict"),
+                   ("simvc", "gan-both", "paper-running-bn"), ("simvc", "pgd", "strict")}
+    # a file whose folder names another protocol than it holds is an error, not a silent mix
+    write(("nm", "comvc", "pgd", "strict", "seed0.json"), {**scores, "protocol": "paper", "settings": {"eps": 0.3}})
+    with pytest.raises(ValueError, match="strict.*folder.*paper"):
+        tables.collect(tmp_path)

@@ -94,7 +94,7 @@ def _transfer(args) -> None:
 
     generators = _named_paths(args.generator, "--generator")
     checkpoints = _named_paths(args.checkpoint, "--checkpoint")
-    table = transfer_files(args.data, generators, checkpoints, device=args.device or "auto")
+    table = transfer_files(args.data, generators, checkpoints, device=args.device or "auto", protocol=args.protocol)
     with atomic_path(args.out) as tmp:
         table.to_csv(tmp, index=False)
     print(f"wrote {args.out}: post-attack ACC, surrogate (rows) x target (columns)")
@@ -192,6 +192,8 @@ def parser() -> argparse.ArgumentParser:
                    help="a surrogate's generators (attack --generator-out); repeat")
     x.add_argument("--checkpoint", action="append", required=True, metavar="MODEL=PATH",
                    help="a target model; repeat")
+    x.add_argument("--protocol", choices=["paper", "strict"], default="paper",
+                   help="the protocol the generators were fitted under; the targets are scored under it too")
     x.add_argument("--out", required=True, help="table .csv: one row per (surrogate, target)")
     x.add_argument("--device")
     x.set_defaults(func=_transfer)

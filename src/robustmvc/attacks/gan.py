@@ -269,9 +269,8 @@ def perturber_from(ckpt: dict, device="cpu") -> tuple[Perturber, dict]:
         raise ValueError("this generator file was fitted with the earlier generator decoder (kernel-3 transposed "
                          "convs with output padding, which left a fixed band along the bottom and right edges); "
                          "refit it with `python -m robustmvc attack ... --generator-out PATH`")
-    # files written before residual blocks existed hold plain AR-DMVC generators
     perturber = Perturber([tuple(s) for s in meta["view_shapes"]], meta["eps"], init_std=None,
-                          residual_blocks=meta.get("residual_blocks", 0))
+                          residual_blocks=meta["residual_blocks"])
     perturber.load_state_dict(ckpt["state_dict"])
     return perturber.to(device).eval(), meta
 
