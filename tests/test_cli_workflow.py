@@ -49,6 +49,9 @@ def test_shipped_configs_are_valid():
     (("seeds",), "zero", "seeds"),
     (("datasets", "noisymnist", "max_samples"), -5, "max_samples"),
     (("device",), "tpu", "device"),
+    (("evaluation", "protocols"), ["paper", "heldout"], "protocols"),
+    (("attack", "target_batchnorm"), "batch", "evaluation.protocols"),
+    (("blackbox", "protocol"), "heldout", "evaluation.protocols"),
 ])
 def test_bad_config_values_fail_validation_naming_the_key(path, value, key):
     from snakemake.exceptions import WorkflowError
