@@ -1,23 +1,26 @@
-# Evaluation stage: the eps sweep (extra attack variants), the lambda/gamma sensitivity sweep of the
-# defense, and notebook 06, which aggregates every metrics file into Table 1 and the figures.
+# Evaluation stage: the eps sweep (extra attack variants, under the protocols of every extra variant),
+# the lambda/gamma (and KL direction) sensitivity sweep of the defense, and notebook 06, which
+# aggregates every metrics file into Table 1 and the figures.
 
 EVALUATION = config.get("evaluation") or {}
 EPS_SWEEP = EVALUATION.get("eps_sweep") or {}
 SWEEP_DATASETS = [d for d in EPS_SWEEP.get("datasets", []) if d in DATASETS]
 EPS_SWEEP_METRICS = [
-    f"{R}/metrics/{d}/{m}/gan-both-eps{e}/seed{s}.json"
+    f"{R}/metrics/{d}/{m}/gan-both-eps{e}/{p}/seed{s}.json"
     for d in SWEEP_DATASETS
     for m in EPS_SWEEP.get("models", MODELS)
     for e in EPS_SWEEP.get("eps", [])
+    for p in attack_protocols(f"gan-both-eps{e}")
     for s in attack_seeds(m, f"gan-both-eps{e}")
 ]
 
 SENSITIVITY = config.get("sensitivity") or {}
 SENSITIVITY_METRICS = (
     [
-        f"{R}/sensitivity/{SENSITIVITY['dataset']}/lambda{lam}-gamma{gam}/seed{s}.json"
+        f"{R}/sensitivity/{SENSITIVITY['dataset']}/lambda{lam}-gamma{gam}-kl{kl}/seed{s}.json"
         for lam in SENSITIVITY["adv_weight"]
         for gam in SENSITIVITY["kl_weight"]
+        for kl in SENSITIVITY.get("kl_direction", ["paper"])
         for s in SEEDS
     ]
     if SENSITIVITY.get("dataset") in DATASETS
@@ -30,20 +33,23 @@ rule sensitivity_point:
     input:
         data=f"{R}/data/{{dataset}}.npz",
     output:
-        checkpoint=temp(f"{R}/sensitivity/{{dataset}}/lambda{{lam}}-gamma{{gam}}/seed{{seed}}.pt"),
-        metrics=f"{R}/sensitivity/{{dataset}}/lambda{{lam}}-gamma{{gam}}/seed{{seed}}.json",
+        checkpoint=temp(f"{R}/sensitivity/{{dataset}}/lambda{{lam}}-gamma{{gam}}-kl{{kl}}/seed{{seed}}.pt"),
+        metrics=f"{R}/sensitivity/{{dataset}}/lambda{{lam}}-gamma{{gam}}-kl{{kl}}/seed{{seed}}.json",
     log:
-        f"{R}/logs/sensitivity/{{dataset}}-lambda{{lam}}-gamma{{gam}}-seed{{seed}}.log",
+        f"{R}/logs/sensitivity/{{dataset}}-lambda{{lam}}-gamma{{gam}}-kl{{kl}}-seed{{seed}}.log",
     benchmark:
-        f"{R}/benchmarks/07_sensitivity/{{dataset}}-lambda{{lam}}-gamma{{gam}}-seed{{seed}}.tsv"
+        f"{R}/benchmarks/07_sensitivity/{{dataset}}-lambda{{lam}}-gamma{{gam}}-kl{{kl}}-seed{{seed}}.tsv"
+    wildcard_constraints:
+        kl="paper|code",
     params:
         model=SENSITIVITY.get("model", "ardmvc-am"),
+        protocol=SENSITIVITY.get("protocol", "paper"),
     shell:
         f"({PY} -m robustmvc train --data {{input.data}} --model {{params.model}} {CONFIG_ARGS}"
-        " --set adv_weight={wildcards.lam} --set kl_weight={wildcards.gam} --seed {wildcards.seed}"
-        " --out {output.checkpoint:q}"
+        " --set adv_weight={wildcards.lam} --set kl_weight={wildcards.gam} --set kl_direction={wildcards.kl}"
+        " --seed {wildcards.seed} --out {output.checkpoint:q}"
         f" && {PY} -m robustmvc attack --data {{input.data}} --checkpoint {{output.checkpoint:q}} {CONFIG_ARGS}"
-        " --attack gan --objective both --out {output.metrics:q}) > {log:q} 2>&1"
+        " --attack gan --objective both --protocol {params.protocol} --out {output.metrics:q}) > {log:q} 2>&1"
 
 
 rule evaluate:
@@ -75,6 +81,7 @@ rule evaluate:
                 "eps_sweep_datasets": SWEEP_DATASETS,
                 "tsne_models": EVALUATION.get("tsne_models", ["comvc", "ardmvc-am"]),
                 "sensitivity_dataset": SENSITIVITY.get("dataset"),
+                "protocols": PROTOCOLS,
             }
         ),
     shell:

@@ -1,22 +1,30 @@
 # Related systems (SPEC section 9). Their attacks are attack-stage variants (rules/attack.smk:
 # `blackbox`, `whitebox`, `embedding`) and ALRDC is a model like any other (rules/train.smk); here:
 # generators moved between models (transfer), anomaly detectors against each attack (detect), and
-# notebook 08, which puts them side by side.
+# notebook 08, which puts them side by side. All of them read the runs and generators of one protocol,
+# `evaluation.related_protocol` (default: the first of `evaluation.protocols`).
 
 TRANSFER_MODELS = [m for m in (config.get("transfer") or {}).get("models", []) if m in MODELS]
 DETECTION = config.get("detection") or {}
+RELATED_PROTOCOL = (config.get("evaluation") or {}).get("related_protocol", PROTOCOLS[0])
+if RELATED_PROTOCOL not in PROTOCOLS:
+    raise ValueError(
+        f"evaluation.related_protocol {RELATED_PROTOCOL!r} is not one of evaluation.protocols {PROTOCOLS}; "
+        "add it there or name one of them"
+    )
 
 
 def first_seed(model):
     return seeds_of(model)[0]
 
 
-def attack_output(dataset, model, variant, kind):
-    """What the attack job of (dataset, model, variant, first seed) writes: `metrics` or its `generator`."""
+def attack_output(dataset, model, variant, kind, protocol=RELATED_PROTOCOL):
+    """What the attack job of (dataset, model, variant, protocol, first seed) writes: `metrics` or its
+    `generator`."""
     seed = first_seed(model)
     if kind == "metrics":
-        return f"{R}/metrics/{dataset}/{model}/{variant}/seed{seed}.json"
-    return f"{R}/attacks/{dataset}/{model}/{variant}/seed{seed}.pt"
+        return f"{R}/metrics/{dataset}/{model}/{variant}/{protocol}/seed{seed}.json"
+    return f"{R}/attacks/{dataset}/{model}/{variant}/{protocol}/seed{seed}.pt"
 
 
 def transfer_args(w):
@@ -44,7 +52,7 @@ rule transfer:
         device=config.get("device", "auto"),
     shell:
         f"{PY} -m robustmvc transfer --data {{input.data}} {{params.args}} --device {{params.device}}"
-        " --out {output.table:q} > {log:q} 2>&1"
+        f" --protocol {RELATED_PROTOCOL} --out {{output.table:q}} > {{log:q}} 2>&1"
 
 
 DETECTION_RUNS = [
@@ -53,7 +61,7 @@ DETECTION_RUNS = [
     for m in DETECTION.get("models", [])
     if m in MODELS
     for v in DETECTION.get("attacks", [])
-    if v in attack_variants(m) and v != "pgd"
+    if v in attack_variants(m) and v != "pgd" and RELATED_PROTOCOL in attack_protocols(v)
 ]
 
 
@@ -61,17 +69,18 @@ rule detect:
     input:
         data=f"{R}/data/{{dataset}}.npz",
         checkpoint=f"{R}/models/{{dataset}}/{{model}}/seed{{seed}}.pt",
-        attack=f"{R}/metrics/{{dataset}}/{{model}}/{{variant}}/seed{{seed}}.json",
+        attack=f"{R}/metrics/{{dataset}}/{{model}}/{{variant}}/{{protocol}}/seed{{seed}}.json",
     output:
-        f"{R}/detection/{{dataset}}/{{model}}/{{variant}}/seed{{seed}}.json",
+        f"{R}/detection/{{dataset}}/{{model}}/{{variant}}/{{protocol}}/seed{{seed}}.json",
     log:
-        f"{R}/logs/detection/{{dataset}}-{{model}}-{{variant}}-seed{{seed}}.log",
+        f"{R}/logs/detection/{{dataset}}-{{model}}-{{variant}}-{{protocol}}-seed{{seed}}.log",
     benchmark:
-        f"{R}/benchmarks/08_detect/{{dataset}}-{{model}}-{{variant}}-seed{{seed}}.tsv"
+        f"{R}/benchmarks/08_detect/{{dataset}}-{{model}}-{{variant}}-{{protocol}}-seed{{seed}}.tsv"
     wildcard_constraints:
         variant=r"gan-(both|com|con)|blackbox|whitebox|embedding",
+        protocol="paper|strict",
     params:
-        generator=lambda w: f"{R}/attacks/{w.dataset}/{w.model}/{w.variant}/seed{w.seed}.pt",
+        generator=lambda w: f"{R}/attacks/{w.dataset}/{w.model}/{w.variant}/{w.protocol}/seed{w.seed}.pt",
         detectors=" ".join(DETECTION.get("detectors", ["iforest-h", "pca-input"])),
         device=config.get("device", "auto"),
     shell:
@@ -85,12 +94,12 @@ RELATED_ATTACKS = [
     for d in DATASETS
     for m in MODELS
     for v in ("gan-both", "blackbox", "whitebox", "embedding")
-    if v in attack_variants(m)
+    if v in attack_variants(m) and RELATED_PROTOCOL in attack_protocols(v)
 ]
 RELATED_INPUTS = {
     "attacks": RELATED_ATTACKS,
     "transfer": [f"{R}/transfer/{d}.csv" for d in DATASETS] if len(TRANSFER_MODELS) > 1 else [],
-    "detection": [f"{R}/detection/{d}/{m}/{v}/seed{first_seed(m)}.json" for d, m, v in DETECTION_RUNS],
+    "detection": [f"{R}/detection/{d}/{m}/{v}/{RELATED_PROTOCOL}/seed{first_seed(m)}.json" for d, m, v in DETECTION_RUNS],
 }
 
 
@@ -104,6 +113,6 @@ rule related:
     benchmark:
         f"{R}/benchmarks/08_related/related.tsv"
     params:
-        nb=lambda w: notebook_args({"results": R, "config_files": CONFIGFILES}),
+        nb=lambda w: notebook_args({"results": R, "config_files": CONFIGFILES, "protocol": RELATED_PROTOCOL}),
     shell:
         papermill("notebooks/08_related.ipynb")

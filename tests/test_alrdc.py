@@ -97,8 +97,8 @@ def test_settings_are_checked():
         embedding.check_settings({"eps": 0.3})
     with pytest.raises(ValueError, match="bound"):
         embedding.check_settings({"bound": 0})
-    with pytest.raises(ValueError, match="target_batchnorm"):
-        embedding.check_settings({"target_batchnorm": "train"})
+    with pytest.raises(ValueError, match="protocol 'train' is not one of paper, strict"):
+        embedding.check_settings({"protocol": "train"})
 
 
 def test_attack_leaves_the_target_alone_and_lowers_its_acc(comvc_demo, eval_half, tmp_path):

@@ -59,6 +59,59 @@ def test_generator_output_has_the_view_shape(shape):
     assert scores.shape[0] == 2 and scores.min() >= 0 and scores.max() <= 1
 
 
+def test_generator_decoder_is_the_public_codes():
+    gen = gan.Generator((1, 28, 28))
+    x = torch.rand(2, 1, 28, 28)
+    sizes = []
+    h = gen.encoder(x)
+    for layer in gen.decoder:
+        h = layer(h)
+        if isinstance(layer, torch.nn.ConvTranspose2d):
+            sizes.append(tuple(h.shape[2:]))
+            assert layer.output_padding == (0, 0)
+    assert sizes == [(11, 11), (23, 23), (28, 28)]
+    last = gen.decoder[-2]
+    assert last.kernel_size == (6, 6) and last.stride == (1, 1)
+
+
+def test_the_last_layer_reaches_every_pixel():
+    torch.manual_seed(0)
+    gen = gan.Generator((1, 28, 28))
+    inner = gen.decoder[:-2](gen.encoder(torch.rand(1, 1, 28, 28))).detach()
+    jac = torch.autograd.functional.jacobian(lambda t: gen.decoder[-2:](t)[0, 0], inner)  # (28, 28, *inner)
+    assert (jac.flatten(2).abs().sum(-1) > 0).all()
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_perturbation_varies_at_the_bottom_rows_and_right_columns(seed):
+    """No fixed band: across inputs, the edge pixels of the generator's output move about as much as the
+    interior's (the earlier decoder's bottom row moved ~60x less than its interior)."""
+    torch.manual_seed(seed)
+    perturber = gan.Perturber([(1, 28, 28)], 0.3, 1.0)
+    with torch.no_grad():
+        out = perturber.generators[0](torch.rand(64, 1, 28, 28))[:, 0]
+    spread = out.std(0)  # per pixel, over inputs
+    interior = spread[4:24, 4:24].mean()
+    for edge in (spread[-2:, :], spread[:, -2:]):
+        assert edge.mean() > 0.3 * interior
+    # within one image the edge is not constant either
+    assert out[:, -1, :].std(1).mean() > 0.1 and out[:, :, -1].std(1).mean() > 0.1
+
+
+def test_generator_files_of_the_earlier_decoder_ask_to_be_refitted(tmp_path):
+    from robustmvc.files import save_module
+
+    perturber = gan.Perturber([(1, 28, 28)], 0.3)
+    path = tmp_path / "old.pt"
+    gan.save_perturber(path, perturber, {"model": "comvc"})
+    assert gan.load_perturber(path)[1]["decoder"] == gan.DECODER
+    save_module(path, perturber, {"view_shapes": [[1, 28, 28]], "eps": 0.3})  # no decoder tag: the earlier shape
+    with pytest.raises(ValueError, match="earlier generator decoder.*refit"):
+        gan.load_perturber(path)
+    with pytest.raises(ValueError, match="earlier generator decoder.*refit"):
+        run.load_attacker(path)
+
+
 def test_too_small_view_is_a_clear_error():
     with pytest.raises(ValueError, match="too small"):
         gan.Generator((1, 5, 5))
@@ -97,14 +150,14 @@ def test_objective_selects_terms():
 
 # --- the target stays untouched ----------------------------------------------------------------------
 
-@pytest.mark.parametrize("batchnorm", ["eval", "batch"])
-def test_attack_leaves_the_target_unchanged_and_trains_the_generator(batchnorm):
+@pytest.mark.parametrize("protocol", ["paper", "strict"])
+def test_attack_leaves_the_target_unchanged_and_trains_the_generator(protocol):
     model = tiny_model()
     model.train()  # the mode must come back as it was
     before = snapshot(model)
     views, _ = blob_views(20)
     views = train.to_tensors(views, "cpu")
-    s = gan.check_settings({"eps": 0.2, "epochs": 2, "batch_size": 10, "target_batchnorm": batchnorm})
+    s = gan.check_settings({"eps": 0.2, "epochs": 2, "batch_size": 10, "protocol": protocol})
     torch.manual_seed(s["seed"])
     fresh = gan.Perturber([(1, 28, 28)] * 2, 0.2, s["init_std"])
     perturber, history = gan.fit(model, views, s, progress=False)
@@ -191,9 +244,79 @@ def test_settings_precedence_and_errors():
 def test_protocol_splits():
     fit, score = run.split(10, "paper")
     assert np.array_equal(fit, score) and len(fit) == 10
-    fit, score = run.split(11, "heldout", 0.5, seed=3)
+    fit, score = run.split(11, "strict", 0.5, seed=3)
     assert len(np.intersect1d(fit, score)) == 0 and np.array_equal(np.sort(np.r_[fit, score]), np.arange(11))
-    assert np.array_equal(run.split(11, "heldout", 0.5, seed=3)[0], fit)  # seeded
+    assert np.array_equal(run.split(11, "strict", 0.5, seed=3)[0], fit)  # seeded
+    with pytest.raises(ValueError, match="heldout.*is now .strict"):
+        run.split(11, "heldout")
+
+
+def test_protocols_name_a_batchnorm_mode_and_old_settings_keep_what_they_were():
+    assert gan.batchnorm_of({"protocol": "paper"}) == "batch" and gan.batchnorm_of({"protocol": "strict"}) == "eval"
+    assert gan.protocol_name({"protocol": "strict"}) == "strict" and gan.protocol_name({}) == "paper"
+    # files written before the protocols were named
+    assert gan.protocol_name({"protocol": "paper", "target_batchnorm": "batch"}) == "paper"
+    assert gan.protocol_name({"protocol": "heldout", "target_batchnorm": "eval"}) == "strict"
+    assert gan.protocol_name({"protocol": "paper", "target_batchnorm": "eval"}) == "paper-running-bn"  # old default
+    assert gan.protocol_name({"protocol": "heldout", "target_batchnorm": "batch"}) == "strict-batch-bn"
+
+
+@pytest.mark.parametrize("key", ["protocol", "target_batchnorm"])
+def test_config_sections_cannot_set_the_protocol(key):
+    with pytest.raises(ValueError, match=f"attack.{key}. is no longer a setting.*evaluation.protocols"):
+        run.resolve_settings("gan", {"attack": {key: "batch"}}, "noisymnist")
+    assert run.resolve_settings("gan", {}, "noisymnist", protocol="strict")["protocol"] == "strict"
+
+
+# --- predictions under batch statistics -----------------------------------------------------------------
+
+FITTED = {"multivae": {"hidden_dim": 16, "cont_dim": 4}, "sem": {"head_hidden": 16, "feature_dim": 16,
+                                                               "high_feature_dim": 8, "kmeans_n_init": 3}}
+
+
+@pytest.mark.parametrize("name", sorted(FITTED))
+def test_fitted_clustering_is_fitted_once_on_the_whole_set_under_batch_statistics(name):
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import adjusted_rand_score
+
+    torch.manual_seed(0)
+    model = models.build(name, [(1, 28, 28)] * 2, 3, encoder_width=4, **FITTED[name])
+    views, _ = blob_views(60)
+    views = train.to_tensors(views, "cpu")
+    bs, n = 10, 60
+    with gan.frozen_target(model, "batch"):
+        labels = gan.predict(model, views, bs, seed=5).numpy()
+        # independently: h of shuffled batches of 10 (the same seeded order), back in the set's order,
+        # then one k-means over all 60 samples
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(5))
+        with torch.no_grad():
+            h = torch.empty(n, model(views).h.shape[1])
+            for i in range(0, n, bs):
+                part = order[i:i + bs]
+                h[part] = model([v[part] for v in views]).h
+        single = KMeans(3, n_init=model.kmeans_n_init, random_state=model.kmeans_seed).fit(h.double().numpy()).labels_
+        # the earlier way: the model's own predict on each batch, one k-means per batch of 10
+        per_chunk = torch.cat([model.predict([v[order[i:i + bs]] for v in views]) for i in range(0, n, bs)])
+        old = np.empty(n, dtype=np.int64)
+        old[order.numpy()] = per_chunk.numpy()
+    assert np.array_equal(labels, single)
+    # cluster numbers of separate fits do not correspond across batches: the earlier way disagrees
+    assert adjusted_rand_score(single, old) < 0.9
+
+
+def test_batch_statistics_predictions_follow_the_shuffled_batches():
+    model = tiny_model()
+    views = [torch.rand(31, 1, 28, 28) for _ in range(2)]
+    with gan.frozen_target(model, "batch"):
+        labels = gan.predict(model, views, 10, seed=2)
+        order = torch.randperm(31, generator=torch.Generator().manual_seed(2))
+        expected = torch.empty(31, dtype=torch.long)
+        # a last batch of one sample joins the one before (BatchNorm cannot normalise one sample)
+        for part in (order[:10], order[10:20], order[20:]):
+            expected[part] = model([v[part] for v in views]).probs.argmax(1)
+    assert torch.equal(labels, expected)
+    assert [s.stop - s.start for s in gan.chunks(31, 10)] == [10, 10, 11]
+    assert [s.stop - s.start for s in gan.chunks(30, 10)] == [10, 10, 10]
 
 
 # --- runner and CLI -------------------------------------------------------------------------------------
@@ -217,7 +340,7 @@ def test_cli_attack_writes_metrics_generator_and_figure(tiny_files, attack):
     data_path, ckpt, tmp = tiny_files
     out, fig, gen = tmp / "m.json", tmp / "ex.png", tmp / "g.pt"
     argv = ["attack", "--data", str(data_path), "--checkpoint", str(ckpt), "--out", str(out),
-            "--attack", attack, "--eps", "0.25", "--protocol", "heldout", "--examples-out", str(fig),
+            "--attack", attack, "--eps", "0.25", "--protocol", "strict", "--examples-out", str(fig),
             "--device", "cpu"]
     if attack == "gan":
         argv += ["--epochs", "1", "--objective", "con", "--generator-out", str(gen)]
@@ -227,7 +350,7 @@ def test_cli_attack_writes_metrics_generator_and_figure(tiny_files, attack):
                 "min_value", "max_value", "seconds_per_epoch"):
         assert key in rec
     assert set(rec["clean"]) == set(rec["attacked"]) == {"acc", "nmi", "ari"}
-    assert rec["settings"]["eps"] == 0.25 and rec["settings"]["protocol"] == "heldout"
+    assert rec["settings"]["eps"] == 0.25 and rec["settings"]["protocol"] == rec["protocol"] == "strict"
     assert rec["n_eval"] == 15 and rec["dataset"] == "blobs"
     assert 0 < rec["max_abs_perturbation"] <= 0.25 + TOL
     assert 0 <= rec["min_value"] <= rec["max_value"] <= 1

@@ -49,6 +49,9 @@ def test_shipped_configs_are_valid():
     (("seeds",), "zero", "seeds"),
     (("datasets", "noisymnist", "max_samples"), -5, "max_samples"),
     (("device",), "tpu", "device"),
+    (("evaluation", "protocols"), ["paper", "heldout"], "protocols"),
+    (("attack", "target_batchnorm"), "batch", "evaluation.protocols"),
+    (("blackbox", "protocol"), "heldout", "evaluation.protocols"),
 ])
 def test_bad_config_values_fail_validation_naming_the_key(path, value, key):
     from snakemake.exceptions import WorkflowError
@@ -88,25 +91,28 @@ def test_paper_dag_lists_data_and_training_for_three_public_datasets():
 def test_demo_dag_end_to_end(demo_run):
     results, reports = demo_run
     index = (reports / "index.html").read_text()
-    for page in ("01_prepare_data/demo.html", "02_train/demo-comvc-seed0.html", "03_attack/demo-comvc-gan-both-seed0.html",
+    for page in ("01_prepare_data/demo.html", "02_train/demo-comvc-seed0.html", "03_attack/demo-comvc-gan-both-paper-seed0.html",
+                 "03_attack/demo-comvc-gan-both-strict-seed0.html",
                  "04_train_ardmvc/demo-ardmvc-seed0.html", "05_attack_mitigator/demo-ardmvc-am-seed0.html",
                  "06_evaluate/evaluate.html", "07_train_alrdc/demo-alrdc-seed0.html", "08_related/related.html",
-                 "03_attack/demo-comvc-blackbox-seed0.html", "03_attack/demo-alrdc-embedding-seed0.html"):
+                 "03_attack/demo-comvc-blackbox-paper-seed0.html", "03_attack/demo-alrdc-embedding-paper-seed0.html"):
         assert page in index, page
     assert (reports.parent / "index.html").is_file()
     metrics = json.loads((results / "metrics" / "demo" / "comvc" / "clean" / "seed0.json").read_text())
     assert metrics["clean"]["acc"] > 0.5
-    attacked = json.loads((results / "metrics" / "demo" / "comvc" / "gan-both" / "seed0.json").read_text())
-    assert attacked["attacked"]["acc"] < attacked["clean"]["acc"]
+    attacked = json.loads((results / "metrics" / "demo" / "comvc" / "gan-both" / "paper" / "seed0.json").read_text())
+    assert attacked["attacked"]["acc"] < attacked["clean"]["acc"] and attacked["protocol"] == "paper"
+    strict = json.loads((results / "metrics" / "demo" / "comvc" / "gan-both" / "strict" / "seed0.json").read_text())
+    assert strict["protocol"] == "strict" and strict["n_fit"] + strict["n_eval"] == attacked["n_eval"]
     assert attacked["max_abs_perturbation"] <= attacked["settings"]["eps"] + 1e-6
     # the related systems: queries counted, transfer matrix complete, a detector AUC per attack
-    blackbox = json.loads((results / "metrics" / "demo" / "comvc" / "blackbox" / "seed0.json").read_text())
+    blackbox = json.loads((results / "metrics" / "demo" / "comvc" / "blackbox" / "paper" / "seed0.json").read_text())
     assert blackbox["queries"] > len(blackbox["history"]) * blackbox["n_fit"]
     assert blackbox["max_abs_perturbation"] <= blackbox["settings"]["eps"] + 1e-6
     transfer = pd.read_csv(results / "transfer" / "demo.csv")
     assert len(transfer) == 16 and transfer["post_acc"].between(0, 1).all()
     for attack in ("gan-both", "blackbox", "embedding"):
-        auc = json.loads((results / "detection" / "demo" / "comvc" / attack / "seed0.json").read_text())["auc"]
+        auc = json.loads((results / "detection" / "demo" / "comvc" / attack / "paper" / "seed0.json").read_text())["auc"]
         assert 0 <= auc["iforest-h"] <= 1, attack
     # the tidy table covers every model the demo config names
     table = (results / "metrics" / "all.csv").read_text()

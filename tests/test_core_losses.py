@@ -3,6 +3,7 @@ import itertools
 import math
 
 import numpy as np
+import pytest
 import torch
 
 from robustmvc.models import losses
@@ -69,11 +70,43 @@ def _np_nt_xent(u, v, tau):
     return total / (2 * n)
 
 
-def test_contrastive_term_matches_hand_computation():
+def test_nt_xent_matches_hand_computation():
     g = torch.Generator().manual_seed(1)
-    zs = [torch.randn(6, 4, generator=g, dtype=torch.float64) for _ in range(3)]
-    expected = np.mean([_np_nt_xent(zs[a].numpy(), zs[b].numpy(), 0.1) for a, b in [(0, 1), (0, 2), (1, 2)]])
+    zs = [torch.randn(6, 4, generator=g, dtype=torch.float64) for _ in range(2)]
+    expected = _np_nt_xent(zs[0].numpy(), zs[1].numpy(), 0.1)
+    assert math.isclose(losses.nt_xent(*zs, tau=0.1).item(), expected, rel_tol=1e-9)
+
+
+def _np_public_contrast(zs, tau):
+    """CoMVC's public loss written out: per view pair u < v, loss_a + loss_b with explicit similarity
+    matrices (ab, aa with the diagonal removed) and logsumexp, each a mean over the n rows; the pairs
+    summed with the factor 2 / (V (V - 1))."""
+    from scipy.special import logsumexp
+
+    zs = [z / np.linalg.norm(z, axis=1, keepdims=True) for z in zs]
+    n, views = len(zs[0]), len(zs)
+    off = ~np.eye(n, dtype=bool)
+    total = 0.0
+    for u in range(views):
+        for v in range(u + 1, views):
+            pair = 0.0
+            for a, b in ((zs[u], zs[v]), (zs[v], zs[u])):
+                s_ab, s_aa = a @ b.T / tau, a @ a.T / tau
+                rows = [np.diag(s_ab)[i] - logsumexp(np.concatenate([s_ab[i], s_aa[i][off[i]]])) for i in range(n)]
+                pair += -np.mean(rows)
+            total += pair
+    return 2 / (views * (views - 1)) * total
+
+
+@pytest.mark.parametrize("views", [2, 3])
+def test_contrastive_term_is_the_public_codes_loss_a_plus_loss_b(views):
+    g = torch.Generator().manual_seed(views)
+    zs = [torch.randn(7, 5, generator=g, dtype=torch.float64) for _ in range(views)]
+    expected = _np_public_contrast([z.numpy() for z in zs], 0.1)
     assert math.isclose(losses.contrastive(zs, tau=0.1).item(), expected, rel_tol=1e-9)
+    # twice the mean NT-Xent over the 2n rows (the scale before the public code's was adopted)
+    half = np.mean([_np_nt_xent(zs[a].numpy(), zs[b].numpy(), 0.1) for a in range(views) for b in range(a + 1, views)])
+    assert math.isclose(expected, 2 * half, rel_tol=1e-9)
     # aligned views give a lower loss than unrelated ones
     assert losses.contrastive([zs[0], zs[0] + 0.01]).item() < losses.contrastive(zs[:2]).item()
 

@@ -76,7 +76,7 @@ def test_transfer_applies_each_surrogate_generator_unchanged(demo_data):
             calls[_name] += 1
             return _orig(v)
         p.perturb = counted
-    table = transfer.transfer_scores(perturbers, targets, x, labels)
+    table = transfer.transfer_scores(perturbers, targets, x, labels, protocol="strict")
     assert len(table) == 6 and set(table["surrogate"]) == {"a", "b"} and set(table["target"]) == {"a", "b", "c"}
     assert calls == {"a": 1, "b": 1}  # one perturbation per surrogate, shared by every target
     for name, p in perturbers.items():
@@ -88,7 +88,16 @@ def test_transfer_applies_each_surrogate_generator_unchanged(demo_data):
         adv = gan.Perturber.perturb(perturbers["b"], x)
         expected = clustering_scores(labels, targets["c"].predict(adv).numpy())["acc"]
     row = table[(table.surrogate == "b") & (table.target == "c")].iloc[0]
-    assert row["post_acc"] == pytest.approx(expected)
+    assert row["post_acc"] == pytest.approx(expected) and row["protocol"] == "strict"
+    # the paper protocol scores the targets on batch statistics of shuffled batches, as its attack does
+    paper = transfer.transfer_scores(perturbers, targets, x, labels, protocol="paper", batch_size=100,
+                                     scored={"b": np.arange(0, len(labels), 2)})
+    half = [v[::2] for v in x]
+    with torch.no_grad(), gan.frozen_target(targets["c"], "batch"):
+        expected = clustering_scores(labels[::2], gan.predict(targets["c"], gan.Perturber.perturb(perturbers["b"], half),
+                                                             100, 1).numpy())["acc"]
+    row = paper[(paper.surrogate == "b") & (paper.target == "c")].iloc[0]
+    assert row["post_acc"] == pytest.approx(expected) and row["n_eval"] == len(half[0])
 
 
 def test_detect_files_and_attacker_round_trip(tmp_path, demo_data):

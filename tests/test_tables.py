@@ -77,6 +77,31 @@ def test_eps_curve_keeps_the_seeds_attacked_at_every_budget(results):
     assert plots.eps_curve(tables.collect(results), ["noisymnist"]) is not None
 
 
+def test_collect_names_the_protocol_of_new_and_old_files(tmp_path):
+    def write(parts, rec):
+        f = tmp_path.joinpath("metrics", *parts)
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(json.dumps(rec))
+
+    scores = {"clean": {"acc": 0.9, "nmi": 0.8, "ari": 0.7}, "attacked": {"acc": 0.2, "nmi": 0.1, "ari": 0.0}}
+    for protocol in ("paper", "strict"):
+        write(("nm", "comvc", "gan-both", protocol, "seed0.json"),
+              {**scores, "protocol": protocol, "settings": {"eps": 0.3, "protocol": protocol}})
+    # the earlier layout (no protocol folder) held the samples and the BatchNorm mode apart
+    write(("nm", "simvc", "gan-both", "seed0.json"),
+          {**scores, "protocol": "paper", "settings": {"eps": 0.3, "protocol": "paper", "target_batchnorm": "eval"}})
+    write(("nm", "simvc", "pgd", "seed0.json"),
+          {**scores, "protocol": "heldout", "settings": {"eps": 0.3, "protocol": "heldout", "target_batchnorm": "eval"}})
+    write(("nm", "comvc", "clean", "seed0.json"), {"clean": scores["clean"]})
+    tidy = tables.collect(tmp_path)
+    got = set(zip(tidy["model"], tidy["attack"], tidy["protocol"]))
+    assert got == {("comvc", "gan-both", "paper"), ("comvc", "gan-both", "strict"), ("comvc", "none", "strict"),
+                   ("simvc", "gan-both", "paper-running-bn"), ("simvc", "pgd", "strict")}
+    # a file whose folder names another protocol than it holds is an error, not a silent mix
+    write(("nm", "comvc", "pgd", "strict", "seed0.json"), {**scores, "protocol": "paper", "settings": {"eps": 0.3}})
+    with pytest.raises(ValueError, match="strict.*folder.*paper"):
+        tables.collect(tmp_path)
+
 
 # ---------------------------------------------------------------------------------------------
 # Paired comparisons. Tidy frames are built by hand (`_tidy`) or read from metric files written in the
@@ -232,3 +257,19 @@ def test_attack_records_read_the_protocol_layout(tmp_path):
     rec = tables.attack_records(tmp_path)
     assert rec.iloc[0][["dataset", "model", "attack", "protocol", "seed", "queries", "device"]].tolist() == [
         "nm", "comvc", "blackbox", "strict", 2, 1000, "cpu"]
+
+
+def test_kl_directions_are_read_from_the_folder_and_compared_on_common_seeds(tmp_path):
+    """The code-direction run of seed 1 has no paper-direction partner: left out, so the paper side's
+    mean (0.5) is not set beside a two-seed code mean (0.6)."""
+    for direction, seed, post in (("paper", 0, 0.5), ("code", 0, 0.4), ("code", 1, 0.8)):
+        f = tmp_path / "sensitivity" / "nf" / f"lambda0.1-gamma1-kl{direction}" / f"seed{seed}.json"
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(json.dumps({"clean": {"acc": 0.6, "nmi": 0, "ari": 0}, "attacked": {"acc": post, "nmi": 0, "ari": 0},
+                                 "protocol": "paper", "settings": {"eps": 0.15}}))
+    sens = tables.collect_sensitivity(tmp_path)
+    assert set(zip(sens["kl_direction"], sens["gamma"])) == {("paper", 1.0), ("code", 1.0)}
+    grid = tables.sensitivity_grid(sens)
+    assert grid[["lambda", "gamma", "post_acc", "seeds"]].values.tolist() == [[0.1, 1.0, 0.5, 1]]
+    both = tables.kl_direction_table(sens)
+    assert both[["paper", "code", "seeds"]].values.tolist() == [[0.5, 0.4, 1]]

@@ -71,9 +71,9 @@ def _attack(args) -> None:
     rec = attack_files(args.data, args.checkpoint, args.out, attack=args.attack, config=args.config,
                        generator_out=args.generator_out, examples_out=args.examples_out,
                        device=args.device or "auto", eps=args.eps, objective=args.objective,
-                       epochs=args.epochs, seed=args.seed, protocol=args.protocol,
-                       target_batchnorm=args.target_batchnorm)
-    print(f"wrote {args.out}: {args.attack} eps={rec['settings']['eps']} on {rec['n_eval']} samples; "
+                       epochs=args.epochs, seed=args.seed, protocol=args.protocol)
+    print(f"wrote {args.out}: {args.attack} eps={rec['settings']['eps']} on {rec['n_eval']} samples "
+          f"({rec['protocol']} protocol); "
           + " ".join(f"{k} {rec['clean'][k]:.3f}->{rec['attacked'][k]:.3f}" for k in rec["clean"]))
 
 
@@ -94,7 +94,7 @@ def _transfer(args) -> None:
 
     generators = _named_paths(args.generator, "--generator")
     checkpoints = _named_paths(args.checkpoint, "--checkpoint")
-    table = transfer_files(args.data, generators, checkpoints, device=args.device or "auto")
+    table = transfer_files(args.data, generators, checkpoints, device=args.device or "auto", protocol=args.protocol)
     with atomic_path(args.out) as tmp:
         table.to_csv(tmp, index=False)
     print(f"wrote {args.out}: post-attack ACC, surrogate (rows) x target (columns)")
@@ -175,9 +175,10 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--eps", type=float, help="L-infinity budget (default: datasets.<name>.eps, else the paper's)")
     a.add_argument("--epochs", type=int, help="training epochs of the attacker (GAN default 30)")
     a.add_argument("--seed", type=int, help="attack seed (default: the checkpoint's)")
-    a.add_argument("--protocol", choices=["paper", "heldout"], help="paper: fit and score on the same samples")
-    a.add_argument("--target-batchnorm", choices=["eval", "batch"],
-                   help="eval: running statistics (default); batch: batch statistics as the reference code")
+    a.add_argument("--protocol", choices=["paper", "strict"], default="paper",
+                   help="paper (default): the target's BatchNorm on the statistics of shuffled batches, the "
+                        "attacker fitted and scored on the same samples, as the public code; strict: running "
+                        "statistics, fitted on part of the eval half and scored on the rest")
     a.add_argument("--config", action="append",
                    help="project config YAML (attack section, datasets.<name>.eps); repeat to overlay")
     a.add_argument("--generator-out", help="save the trained generators (perturbation network) here (.pt)")
@@ -191,6 +192,8 @@ def parser() -> argparse.ArgumentParser:
                    help="a surrogate's generators (attack --generator-out); repeat")
     x.add_argument("--checkpoint", action="append", required=True, metavar="MODEL=PATH",
                    help="a target model; repeat")
+    x.add_argument("--protocol", choices=["paper", "strict"], default="paper",
+                   help="the protocol the generators were fitted under; the targets are scored under it too")
     x.add_argument("--out", required=True, help="table .csv: one row per (surrogate, target)")
     x.add_argument("--device")
     x.set_defaults(func=_transfer)

@@ -4,7 +4,8 @@ Every attack run writes `{results}/metrics/{dataset}/{model}/{variant}/{protocol
 training stage `{results}/metrics/{dataset}/{model}/clean/seed{seed}.json`; `variant` is an attack (`gan-both`,
 `gan-com`, `gan-con`, `pgd`, `blackbox`, `whitebox`, `embedding`, or a budget sweep point such as
 `gan-both-eps0.1`). Attack files hold the scores of the same samples before (`pre`) and after (`post`)
-the attack.
+the attack. Attack files of the earlier layout (no protocol folder) are read too, their protocol named
+from their settings (`attacks.gan.protocol_name`).
 
 Two numbers are only ever set against each other when they are *paired*: same dataset, model, seed,
 sample set and protocol, except for the one thing the comparison varies (`pair`). Every table,
@@ -28,18 +29,29 @@ DATASET_ORDER = ["regdb", "noisyfashion", "noisymnist", "patchedmnist", "demo", 
 
 
 def collect(results: str | Path) -> pd.DataFrame:
-    """One row per (run, phase) over every metrics file under `results/metrics`."""
+    """One row per (run, phase) over every metrics file under `results/metrics`.
+
+    The clean evaluation (`attack` none) runs the model as trained, BatchNorm on its running statistics,
+    on the whole eval half: its protocol is `strict` (no attacker, so no samples to hold out).
+    """
+    from robustmvc.attacks.gan import protocol_name
+
     rows = []
-    for f in sorted(Path(results).glob("metrics/*/*/*/seed*.json")):
-        dataset, model, variant = f.parts[-4], f.parts[-3], f.parts[-2]
+    metrics = Path(results) / "metrics"
+    for f in sorted([*metrics.glob("*/*/*/seed*.json"), *metrics.glob("*/*/*/*/seed*.json")]):
+        parts = f.relative_to(metrics).parts
+        dataset, model, variant = parts[:3]
         rec = read_json(f)
         seed = int(f.stem.removeprefix("seed"))
         if variant == "clean":
-            rows.append([dataset, model, seed, "none", "paper", 0.0, "pre", *(rec["clean"][m] for m in METRICS)])
+            rows.append([dataset, model, seed, "none", "strict", 0.0, "pre", *(rec["clean"][m] for m in METRICS)])
             continue
         settings = rec.get("settings", {})
+        protocol = protocol_name({**settings, **({"protocol": rec["protocol"]} if "protocol" in rec else {})})
+        if len(parts) == 5 and parts[3] != protocol:
+            raise ValueError(f"{f} lies in the {parts[3]!r} folder but holds a {protocol!r} run; rerun the attack")
         for phase, key in (("pre", "clean"), ("post", "attacked")):
-            rows.append([dataset, model, seed, variant, rec.get("protocol", settings.get("protocol", "paper")),
+            rows.append([dataset, model, seed, variant, protocol,
                          float(settings.get("eps", np.nan)), phase, *(rec[key][m] for m in METRICS)])
     return pd.DataFrame(rows, columns=COLUMNS)
 
@@ -290,34 +302,51 @@ def transfer_grid(transfer: pd.DataFrame) -> pd.DataFrame:
 
 
 def collect_sensitivity(results: str | Path) -> pd.DataFrame:
-    """The lambda/gamma sweep (`{results}/sensitivity/{dataset}/lambda{l}-gamma{g}[/{protocol}]/seed{s}.json`)
-    as tidy rows plus `lambda` and `gamma` columns; the model is the swept defense (AR-DMVC-AM)."""
+    """The lambda/gamma sweep (`{results}/sensitivity/{dataset}/lambda{l}-gamma{g}[-kl{direction}]/seed{s}.json`)
+    as tidy rows plus `lambda`, `gamma` and `kl_direction` columns (`paper` where the folder names none); the
+    model is the swept defense (AR-DMVC-AM)."""
     rows = []
     for f in sorted(Path(results).glob("sensitivity/*/lambda*-gamma*/**/seed*.json")):
         point = next(p for p in f.parts if p.startswith("lambda") and "-gamma" in p)
         dataset = f.parts[f.parts.index(point) - 1]
-        lam, gam = point.removeprefix("lambda").split("-gamma")
+        lam, rest = point.removeprefix("lambda").split("-gamma")
+        gam, _, direction = rest.partition("-kl")
         rec = read_json(f)
         protocol = f.parent.name if f.parent.name != point else rec.get("protocol", "paper")
         for phase, key in (("pre", "clean"), ("post", "attacked")):
             rows.append([dataset, "ardmvc-am", int(f.stem.removeprefix("seed")), "gan-both", protocol,
                          float((rec.get("settings") or {}).get("eps", np.nan)), phase,
-                         *(rec[key][m] for m in METRICS), float(lam), float(gam)])
-    return pd.DataFrame(rows, columns=COLUMNS + ["lambda", "gamma"])
+                         *(rec[key][m] for m in METRICS), float(lam), float(gam), direction or "paper"])
+    return pd.DataFrame(rows, columns=COLUMNS + ["lambda", "gamma", "kl_direction"])
 
 
-def sensitivity_grid(sens: pd.DataFrame, protocol: str = "paper") -> pd.DataFrame:
-    """Post-attack ACC per (lambda, gamma), mean over the seeds run at every grid point (paired); columns
-    dataset, lambda, gamma, post_acc, seeds."""
-    part = sens[sens["protocol"] == protocol]
+def sensitivity_grid(sens: pd.DataFrame, protocol: str = "paper", kl_direction: str = "paper") -> pd.DataFrame:
+    """Post-attack ACC per (lambda, gamma) for one KL direction, mean over the seeds run at every grid point
+    (paired); columns dataset, lambda, gamma, post_acc, seeds."""
+    part = sens[(sens["protocol"] == protocol) & (sens.get("kl_direction", "paper") == kl_direction)]
     if part.empty:
         return pd.DataFrame(columns=["dataset", "lambda", "gamma", "post_acc", "seeds"])
     points = sorted(set(zip(part["lambda"], part["gamma"])))
     sides = {f"{lam}/{gam}": {"lambda": lam, "gamma": gam, "phase": "post"} for lam, gam in points}
-    wide = pair(part, sides, drop_unpaired=True)
+    wide = pair(part.drop(columns="kl_direction", errors="ignore"), sides, drop_unpaired=True)
     rows = [{"dataset": d, "lambda": lam, "gamma": gam, "post_acc": w[f"{lam}/{gam}"].mean(), "seeds": len(w)}
             for d, w in wide.groupby("dataset") for lam, gam in points]
     return pd.DataFrame(rows, columns=["dataset", "lambda", "gamma", "post_acc", "seeds"])
+
+
+def kl_direction_table(sens: pd.DataFrame, protocol: str = "paper") -> pd.DataFrame:
+    """Post-attack ACC of the paper's KL direction beside the public code's at each (lambda, gamma), on the
+    seeds run with both (paired); empty when only one direction ran."""
+    part = sens[(sens["protocol"] == protocol) & (sens["phase"] == "post")]
+    if part.empty or part["kl_direction"].nunique() < 2:
+        return pd.DataFrame(columns=["dataset", "lambda", "gamma", "paper", "code", "seeds"])
+    sides = {d: {"kl_direction": d, "phase": "post"} for d in ("paper", "code")}
+    rows = []
+    for (lam, gam), point in part.groupby(["lambda", "gamma"]):
+        wide = pair(point.drop(columns=["lambda", "gamma"]), sides, drop_unpaired=True)
+        rows += [{"dataset": d, "lambda": lam, "gamma": gam, "paper": w["paper"].mean(), "code": w["code"].mean(),
+                  "seeds": len(w)} for d, w in wide.groupby("dataset")]
+    return pd.DataFrame(rows, columns=["dataset", "lambda", "gamma", "paper", "code", "seeds"])
 
 
 # ---------------------------------------------------------------------------------------------

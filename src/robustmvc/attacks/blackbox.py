@@ -45,9 +45,8 @@ DEFAULTS: dict = {
     "nes_sigma": 0.01,          # NES probe radius in pixel units ([0, 1] images); 0.005-0.05 did alike on the demo
     "residual_blocks": 4,       # residual blocks at the generator bottleneck (AdvGAN-style generator)
     "init_std": None,           # None: PyTorch's init; the AR-DMVC N(0, 1) init saturates tanh from step one
-    "target_batchnorm": "eval",  # eval: the target's BatchNorm on running statistics; batch: batch statistics
-    "protocol": "paper",        # for the runner: paper fits and scores the same samples; heldout splits them
-    "heldout_fraction": 0.5,    # heldout: this share of the eval half fits the generators
+    "protocol": "paper",        # gan.PROTOCOLS: the target's BatchNorm mode, and the samples fitted and scored
+    "heldout_fraction": 0.5,    # strict: this share of the eval half fits the generators
     "seed": 0,
 }
 
@@ -130,7 +129,7 @@ def fit(model: nn.Module, views: list[torch.Tensor], settings: dict, *, progress
     gan.init_weights(critics, s["init_std"])
     opt_g = torch.optim.Adam(perturber.parameters(), lr=s["lr"])
     opt_d = torch.optim.Adam(critics.parameters(), lr=s["lr"])
-    oracle = QueryOracle(model, s["target_batchnorm"])
+    oracle = QueryOracle(model, gan.batchnorm_of(s))
     # saturated tanh backward makes denormal floats: ~2x slower on CPU (as gan.fit)
     flush = torch.set_flush_denormal(True)
     try:
@@ -187,7 +186,7 @@ def _step(model, oracle, perturber, critics, opt_g, opt_d, views, clean, s, nois
     opt_d.step()
     # A is a mean over the batch, so beta means the same thing whatever the batch size
     if s["gradient"] == "exact":
-        with gan.frozen_target(model, s["target_batchnorm"]):
+        with gan.frozen_target(model, gan.batchnorm_of(s)):
             adv_term = sample_distances(clean, model(adv).probs).mean()
         surrogate = adv_term
     else:

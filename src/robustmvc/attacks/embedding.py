@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from robustmvc.attacks.gan import check_common, frozen_target
+from robustmvc.attacks.gan import batchnorm_of, check_common, frozen_target
 from robustmvc.models.losses import kl_term
 from robustmvc.files import load_module_file, save_module
 from robustmvc.models.blocks import batched_forward
@@ -41,9 +41,9 @@ DEFAULTS: dict = {
     "batch_size": 100,
     "lr": 1.0e-3,               # Adam
     "hidden": 128,              # width of the perturber's hidden layer
-    "target_batchnorm": "eval",  # eval: h from BatchNorm running statistics; batch: from each batch's statistics
-    "protocol": "paper",        # paper: fit and score on the same eval-half samples; heldout: split them
-    "heldout_fraction": 0.5,    # heldout: this share of the eval half fits the perturber, the rest is scored
+    "protocol": "paper",        # gan.PROTOCOLS: paper = h from each batch's statistics, fit and score the same
+                                # samples; strict = h from BatchNorm running statistics, held-out scoring
+    "heldout_fraction": 0.5,    # strict: this share of the eval half fits the perturber, the rest is scored
     "seed": 0,
 }
 
@@ -113,13 +113,14 @@ def fit(model: nn.Module, views: list[torch.Tensor], settings: dict, progress: b
     s = check_settings(settings)
     head = embedding_head(model)
     bs = int(s["batch_size"])
-    h = embeddings(model, views, s["target_batchnorm"], bs)
+    batchnorm = batchnorm_of(s)
+    h = embeddings(model, views, batchnorm, bs)
     torch.manual_seed(int(s["seed"]))
     perturber = EmbeddingPerturber(h.shape[1], s["bound"], int(s["hidden"])).to(h.device)
     opt = torch.optim.Adam(perturber.parameters(), lr=s["lr"])
     gen = torch.Generator(device="cpu").manual_seed(int(s["seed"]))
     history: list[dict] = []
-    with frozen_target(model, s["target_batchnorm"]):
+    with frozen_target(model, batchnorm):
         p_clean = head(h)
         bar = tqdm(range(int(s["epochs"])), desc=name, disable=not progress, leave=False)
         for epoch in bar:

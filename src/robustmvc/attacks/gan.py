@@ -30,6 +30,18 @@ from robustmvc.models.blocks import ModelOutput, batched_forward
 log = logging.getLogger(__name__)
 
 OBJECTIVES = ("both", "com", "con")
+
+# The two evaluation protocols every attack runs under (SPEC section 5). Each fixes how the attacked
+# model normalises (its BatchNorm mode, see `frozen_target`) and which samples fit and score the attacker.
+PROTOCOLS: dict[str, dict[str, str]] = {
+    # what produced the published numbers: the public code never calls eval() on the attacked model, so
+    # BatchNorm normalises with the statistics of each shuffled batch of `batch_size`; the attacker is
+    # fitted and scored on the same samples (the whole eval half)
+    "paper": {"batchnorm": "batch", "samples": "same"},
+    # the sound reading: BatchNorm on its running statistics; the attacker is fitted on one part of the
+    # eval half (`heldout_fraction`) and scored on the rest
+    "strict": {"batchnorm": "eval", "samples": "heldout"},
+}
 BATCHNORM_MODES = ("eval", "batch")
 
 # Every knob of the attack, with the paper's values (its public code where the paper is silent).
@@ -37,7 +49,7 @@ DEFAULTS: dict = {
     "objective": "both",        # both = L_a-com + L_a-con (the paper's attack); com / con = one term alone
     "eps": None,                # L-infinity budget; per dataset (see PAPER_EPS), required
     "epochs": 30,
-    "batch_size": 100,
+    "batch_size": 100,          # also the size of the shuffled batches the paper protocol scores in
     "lr": 1.0e-3,               # Adam, generators and discriminators alike
     "lr_late": 1.0e-4,          # ... from epoch `lr_step_epoch` (1-based) on
     "lr_step_epoch": 20,
@@ -45,10 +57,8 @@ DEFAULTS: dict = {
     "perturb_weight": 1.0,      # weight of sum_v mean_i ||delta_i^v||_2
     "gan_weight": 1.0,          # weight of the generator's LSGAN term
     "init_std": 1.0,            # conv weights ~ N(0, init_std) as the reference code does; null = PyTorch's init
-    "target_batchnorm": "eval",  # eval: the target's BatchNorm uses its running statistics;
-                                # batch: batch statistics, as the reference code (never calls eval())
-    "protocol": "paper",        # paper: fit and score on the same eval-half samples; heldout: see below
-    "heldout_fraction": 0.5,    # heldout: this share of the eval half (seeded shuffle) fits the generators,
+    "protocol": "paper",        # paper or strict (PROTOCOLS): the target's BatchNorm mode and the samples used
+    "heldout_fraction": 0.5,    # strict: this share of the eval half (seeded shuffle) fits the attacker,
                                 # the rest is scored
     "eval_every": 0,            # > 0: score the attacked ACC/NMI/ARI every this many epochs (history)
     "seed": 0,
@@ -77,15 +87,42 @@ def check_common(s: dict, budget: bool = True) -> dict:
             raise ValueError(f"the attack needs an L-infinity budget 0 < eps <= 1, got {s['eps']!r}; "
                              "set `datasets.<name>.eps` in the config or pass --eps")
         s["eps"] = float(s["eps"])
-    if s["target_batchnorm"] not in BATCHNORM_MODES:
-        raise ValueError(f"target_batchnorm {s['target_batchnorm']!r} is not one of {', '.join(BATCHNORM_MODES)}")
-    if s["protocol"] not in ("paper", "heldout"):
-        raise ValueError(f"attack protocol {s['protocol']!r} is not 'paper' or 'heldout'")
+    check_protocol(s["protocol"])
     if not 0 < float(s["heldout_fraction"]) < 1:
         raise ValueError(f"heldout_fraction must lie in (0, 1), got {s['heldout_fraction']}")
     if int(s["epochs"]) < 1 or int(s["batch_size"]) < 2:
         raise ValueError("the attack needs epochs >= 1 and batch_size >= 2")
     return s
+
+
+def check_protocol(protocol: str) -> str:
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"evaluation protocol {protocol!r} is not one of {', '.join(PROTOCOLS)} "
+                         "(`heldout` is now `strict`)")
+    return protocol
+
+
+def batchnorm_of(settings: dict) -> str:
+    """How the target's BatchNorm normalises under the settings' protocol: `batch` or `eval`."""
+    return PROTOCOLS[check_protocol(settings["protocol"])]["batchnorm"]
+
+
+def protocol_name(settings: dict) -> str:
+    """The protocol an attack's settings (or a metrics record) were run under, old files included.
+
+    Files written before the protocols were named set the samples (`protocol`: paper or heldout) and the
+    BatchNorm mode (`target_batchnorm`: eval or batch) apart; the two combinations the protocols name map
+    to them, and the other two keep a name that says what they were (the old default, same samples with
+    running statistics, is `paper-running-bn`). A file with neither field ran the paper protocol.
+    """
+    protocol = settings.get("protocol", "paper")
+    if "target_batchnorm" not in settings:
+        return "strict" if protocol == "heldout" else protocol
+    same = protocol == "paper"
+    batch = settings["target_batchnorm"] == "batch"
+    if same == batch:
+        return "paper" if same else "strict"
+    return "paper-running-bn" if same else "strict-batch-bn"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -96,14 +133,22 @@ def _conv_out(size: int, kernel: int, stride: int) -> int:
     return (size - kernel) // stride + 1
 
 
-class Generator(nn.Module):
-    """Conv encoder-decoder for one view: C->8 (s1), 8->16 (s2), 16->32 (s2), then transposed
-    convs mirroring those sizes back to C channels, InstanceNorm + ReLU between, tanh at the end.
+# Saved with every generator file: the decoder's shape. Files without it hold the earlier decoder
+# (kernel-3 transposed convs with output padding), which cannot be loaded into this one.
+DECODER = "public-k6"
 
-    The transposed convs take `output_padding` from the encoder's sizes, so the output has the
-    view's exact shape for any input size (28x28 and 128x64 alike; odd sizes included).
-    `residual_blocks` > 0 puts that many `ResidualBlock`s at the 32-channel bottleneck, as AdvGAN's
-    generator (which the black-box attack uses) has; 0 is the AR-DMVC generator.
+
+class Generator(nn.Module):
+    """Conv encoder-decoder for one view, the public code's: C->8 (k3 s1), 8->16 (k3 s2), 16->32 (k3 s2),
+    then transposed convs 32->16 (k3 s2), 16->8 (k3 s2) and 8->C (stride 1, kernel = whatever brings
+    the size back to the view's), InstanceNorm + ReLU between, tanh at the end.
+
+    On 28x28: 28 -> 26 -> 12 -> 5, then 5 -> 11 -> 23 -> 28 with a kernel-6 last layer. There is no
+    output padding: padded rows and columns are reached by fewer kernel taps than the rest, which showed
+    as a fixed band along the bottom and right edges of every perturbation. Any view of at least 7x7 works
+    (128x64 gives a 6x6 last kernel). `residual_blocks` > 0 puts that many `ResidualBlock`s at the
+    32-channel bottleneck, as AdvGAN's generator (which the black-box attack uses) has; 0 is the AR-DMVC
+    generator.
     """
 
     def __init__(self, shape: tuple[int, int, int], residual_blocks: int = 0):
@@ -118,17 +163,14 @@ class Generator(nn.Module):
             nn.Conv2d(channels, 8, 3, 1), nn.InstanceNorm2d(8), nn.ReLU(),
             nn.Conv2d(8, 16, 3, 2), nn.InstanceNorm2d(16), nn.ReLU(),
             nn.Conv2d(16, 32, 3, 2), nn.InstanceNorm2d(32), nn.ReLU())
-        # an empty Sequential is the identity and adds no state_dict keys: old checkpoints still load
+        # an empty Sequential is the identity and adds no state_dict keys
         self.bottleneck = nn.Sequential(*(ResidualBlock(32) for _ in range(int(residual_blocks))))
-
-        def up(c_in, c_out, stride, source, target):
-            pad = tuple(t - ((s - 1) * stride + 3) for s, t in zip(source, target))
-            return nn.ConvTranspose2d(c_in, c_out, 3, stride, output_padding=pad, bias=False)
-
+        upsampled = tuple(2 * (2 * (n - 1) + 3 - 1) + 3 for n in sizes[3])  # after the two stride-2 layers
+        last = tuple(n - u + 1 for n, u in zip(sizes[0], upsampled))
         self.decoder = nn.Sequential(
-            up(32, 16, 2, sizes[3], sizes[2]), nn.InstanceNorm2d(16), nn.ReLU(),
-            up(16, 8, 2, sizes[2], sizes[1]), nn.InstanceNorm2d(8), nn.ReLU(),
-            up(8, channels, 1, sizes[1], sizes[0]), nn.Tanh())
+            nn.ConvTranspose2d(32, 16, 3, 2, bias=False), nn.InstanceNorm2d(16), nn.ReLU(),
+            nn.ConvTranspose2d(16, 8, 3, 2, bias=False), nn.InstanceNorm2d(8), nn.ReLU(),
+            nn.ConvTranspose2d(8, channels, last, 1, bias=False), nn.Tanh())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.bottleneck(self.encoder(x)))
@@ -211,7 +253,8 @@ class Perturber(nn.Module):
 
 def save_perturber(path: str | Path, perturber: Perturber, meta: dict) -> None:
     save_module(path, perturber, dict(meta, view_shapes=[list(s) for s in perturber.view_shapes],
-                                      eps=perturber.eps, residual_blocks=perturber.residual_blocks))
+                                      eps=perturber.eps, residual_blocks=perturber.residual_blocks,
+                                      decoder=DECODER))
 
 
 def load_perturber(path: str | Path, device="cpu") -> tuple[Perturber, dict]:
@@ -222,9 +265,12 @@ def load_perturber(path: str | Path, device="cpu") -> tuple[Perturber, dict]:
 def perturber_from(ckpt: dict, device="cpu") -> tuple[Perturber, dict]:
     """The generators held by a loaded `save_perturber` file (`files.load_module_file`'s dict)."""
     meta = ckpt["meta"]
-    # files written before residual blocks existed hold plain AR-DMVC generators
+    if meta.get("decoder") != DECODER:
+        raise ValueError("this generator file was fitted with the earlier generator decoder (kernel-3 transposed "
+                         "convs with output padding, which left a fixed band along the bottom and right edges); "
+                         "refit it with `python -m robustmvc attack ... --generator-out PATH`")
     perturber = Perturber([tuple(s) for s in meta["view_shapes"]], meta["eps"], init_std=None,
-                          residual_blocks=meta.get("residual_blocks", 0))
+                          residual_blocks=meta["residual_blocks"])
     perturber.load_state_dict(ckpt["state_dict"])
     return perturber.to(device).eval(), meta
 
@@ -279,7 +325,7 @@ def frozen_target(model: nn.Module, batchnorm: str = "eval"):
     so gradients still flow through the model to its inputs but never reach its parameters.
     """
     if batchnorm not in BATCHNORM_MODES:
-        raise ValueError(f"target_batchnorm {batchnorm!r} is not one of {', '.join(BATCHNORM_MODES)}")
+        raise ValueError(f"BatchNorm mode {batchnorm!r} is not one of {', '.join(BATCHNORM_MODES)}")
     params = list(model.parameters())
     flags = [p.requires_grad for p in params]
     was_training = model.training
@@ -303,13 +349,38 @@ def frozen_target(model: nn.Module, batchnorm: str = "eval"):
         model.train(was_training)
 
 
-def predict(model: nn.Module, views: list[torch.Tensor], batch_size: int | None = None) -> torch.Tensor:
-    """Cluster labels through the model's own `predict`; with batch_size, chunk by chunk (so that
-    batch-statistics BatchNorm sees batches like the reference code's loader)."""
+def chunks(n: int, batch_size: int) -> list[slice]:
+    """Consecutive slices of at most `batch_size` covering range(n); a last slice of one sample joins the
+    one before it (batch-statistics BatchNorm cannot normalise a single sample)."""
+    starts = list(range(0, n, batch_size))
+    if len(starts) > 1 and n - starts[-1] == 1:
+        starts.pop()
+    return [slice(a, b) for a, b in zip(starts, starts[1:] + [n])]
+
+
+def predict(model: nn.Module, views: list[torch.Tensor], batch_size: int | None = None,
+            seed: int = 0) -> torch.Tensor:
+    """Cluster labels of a whole set, in the set's order.
+
+    batch_size None: the model's own `predict` (running-statistics BatchNorm). With a batch_size (the
+    paper protocol, inside `frozen_target(model, "batch")`): the set is shuffled (seeded), the model's
+    forward runs on consecutive batches of that size, so BatchNorm normalises with the statistics of
+    shuffled batches as the public code's loader gives them, and the outputs go back to the set's order.
+    The labels then come from `model.assign` on the whole set's output at once: a model whose clustering
+    is fitted (k-means in Multi-VAE and SEM) fits it once on every sample, not once per batch, whose
+    cluster numbers would not correspond across batches.
+    """
     if batch_size is None:
         return model.predict(views)
-    return torch.cat([model.predict([v[i:i + batch_size] for v in views])
-                      for i in range(0, len(views[0]), batch_size)])
+    n = len(views[0])
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(int(seed))).to(views[0].device)
+    with torch.no_grad():
+        outs = [model([v[order[part]] for v in views]) for part in chunks(n, int(batch_size))]
+    back = torch.argsort(order)
+    out = ModelOutput(z=[torch.cat([o.z[v] for o in outs])[back] for v in range(len(outs[0].z))],
+                      h=torch.cat([o.h for o in outs])[back], probs=torch.cat([o.probs for o in outs])[back],
+                      extra={k: torch.cat([o.extra[k] for o in outs])[back] for k in outs[0].extra})
+    return model.assign(out)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -348,9 +419,10 @@ def _fit(model, views, s, perturber, critics, opt_g, opt_d, gen, progress, score
 
     n, bs, device = len(views[0]), int(s["batch_size"]), views[0].device
     history: list[dict] = []
-    with frozen_target(model, s["target_batchnorm"]):
+    batchnorm = batchnorm_of(s)
+    with frozen_target(model, batchnorm):
         # with running-statistics BatchNorm the clean representations never change: compute them once
-        cached = batched_forward(model, views, bs) if s["target_batchnorm"] == "eval" else None
+        cached = batched_forward(model, views, bs) if batchnorm == "eval" else None
         bar = tqdm(range(int(s["epochs"])), desc=name, disable=not progress, leave=False)
         for epoch in bar:
             lr = s["lr_late"] if epoch + 1 >= int(s["lr_step_epoch"]) else s["lr"]
@@ -379,8 +451,7 @@ def _fit(model, views, s, perturber, critics, opt_g, opt_d, gen, progress, score
             if score_views is not None and s["eval_every"] and (epoch + 1) % int(s["eval_every"]) == 0:
                 perturber.eval()
                 adv = perturber.perturb(score_views)
-                chunk = bs if s["target_batchnorm"] == "batch" else None
-                pred = predict(model, adv, chunk).cpu().numpy()
+                pred = predict(model, adv, bs if batchnorm == "batch" else None, int(s["seed"])).cpu().numpy()
                 record["attacked"] = clustering_scores(np.asarray(score_labels), pred)
             history.append(record)
             bar.set_postfix(g=f"{record['g_total']:.2f}", d=f"{record['d_total']:.3f}")

@@ -23,9 +23,8 @@ DEFAULTS: dict = {
     "pgd_objective": "kl",      # kl: KL(p(a|x) || p(a~|x~)) summed over samples; sq: squared distance
     "random_start": True,
     "batch_size": 100,
-    "target_batchnorm": "eval",
-    "protocol": "paper",
-    "heldout_fraction": 0.5,
+    "protocol": "paper",        # gan.PROTOCOLS: the target's BatchNorm mode and the samples scored
+    "heldout_fraction": 0.5,    # strict: the share of the eval half left out of scoring (PGD fits nothing)
     "seed": 0,
 }
 

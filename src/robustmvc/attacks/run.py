@@ -1,5 +1,6 @@
-"""One attack on one trained model: split the eval half by protocol, fit the attacker, score clean
-and attacked samples, and write the metrics JSON (plus, optionally, the generators and a figure).
+"""One attack on one trained model under one evaluation protocol (`gan.PROTOCOLS`: `paper` or `strict`):
+split the eval half as the protocol says, fit the attacker, score clean and attacked samples with the
+protocol's BatchNorm mode, and write the metrics JSON (plus, optionally, the generators and a figure).
 
 `attack_files(...)` is what the CLI (`python -m robustmvc attack`) and the notebooks call;
 `detect_files(...)` scores anomaly detectors against a saved attacker.
@@ -77,15 +78,13 @@ class AttackResult:
 
 def split(n: int, protocol: str, fraction: float = 0.5, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(fit positions, scored positions) within the eval half. `paper`: both are all n samples;
-    `heldout`: a seeded shuffle, the first `fraction` fits the attacker, the rest is scored."""
-    if protocol == "paper":
+    `strict`: a seeded shuffle, the first `fraction` fits the attacker, the rest is scored."""
+    if gan.PROTOCOLS[gan.check_protocol(protocol)]["samples"] == "same":
         return np.arange(n), np.arange(n)
-    if protocol != "heldout":
-        raise ValueError(f"attack protocol {protocol!r} is not 'paper' or 'heldout'")
     perm = np.random.default_rng(seed).permutation(n)
     n_fit = int(round(fraction * n))
     if not 0 < n_fit < n:
-        raise ValueError(f"heldout protocol with {n} samples and fraction {fraction} leaves a part empty")
+        raise ValueError(f"strict protocol with {n} samples and fraction {fraction} leaves a part empty")
     return np.sort(perm[:n_fit]), np.sort(perm[n_fit:])
 
 
@@ -94,12 +93,20 @@ def resolve_settings(attack: str = "gan", cfg: dict | None = None, dataset: str 
     """The attack's settings: code defaults < its config section (`attack:` for gan and pgd,
     `blackbox:` for blackbox and whitebox, `embedding_attack:`) < `datasets.<dataset>.eps` (else the
     paper's eps for the dataset; not for the embedding attack, bounded in h) < explicit overrides
-    (None = not given)."""
+    (None = not given). The protocol is not a section setting: it is named per run (the DAG runs every
+    protocol of `evaluation.protocols`), so a section that sets it, or the BatchNorm mode it implies,
+    is an error."""
     if attack not in ATTACKS:
         raise ValueError(f"unknown attack {attack!r}; choose one of {', '.join(ATTACKS)}")
     defaults, section_name, check = SETTINGS[attack]
     cfg = cfg or {}
     section = cfg.get(section_name) or {}
+    retired = sorted({"protocol", "target_batchnorm"} & set(section))
+    if retired:
+        raise ValueError(f"`{section_name}.{retired[0]}` is no longer a setting: an attack runs under a named "
+                         f"protocol ({', '.join(gan.PROTOCOLS)}; paper = batch-statistics BatchNorm on the same "
+                         "samples, strict = running statistics on held-out samples); list them in "
+                         "`evaluation.protocols` or pass --protocol")
     settings = dict(defaults)
     settings.update({k: v for k, v in section.items() if k in defaults and v is not None})
     if "eps" in defaults:
@@ -123,8 +130,7 @@ def _check_pgd(s: dict) -> dict:
         raise ValueError(f"PGD needs 0 < eps <= 1, got {s['eps']}")
     if s["pgd_objective"] not in pgd.OBJECTIVES:
         raise ValueError(f"pgd_objective {s['pgd_objective']!r} is not one of {', '.join(pgd.OBJECTIVES)}")
-    if s["target_batchnorm"] not in gan.BATCHNORM_MODES:
-        raise ValueError(f"target_batchnorm {s['target_batchnorm']!r} is not one of {', '.join(gan.BATCHNORM_MODES)}")
+    gan.check_protocol(s["protocol"])
     s["eps"] = float(s["eps"])
     if s["pgd_step"] is None:
         s["pgd_step"] = pgd.default_step(s["eps"], s["pgd_steps"])
@@ -156,7 +162,9 @@ def run(model: torch.nn.Module, views, labels, settings: dict, attack: str = "ga
     fit_pos, score_pos = split(len(labels), s["protocol"], s["heldout_fraction"], int(s["seed"]))
     score_idx = torch.as_tensor(score_pos, device=device)
     scored = [v[score_idx] for v in x]
-    chunk = int(s["batch_size"]) if s["target_batchnorm"] == "batch" else None
+    batchnorm = gan.batchnorm_of(s)
+    # batch statistics: scored in shuffled batches of the attack's batch size, as the public code's loader
+    chunk = int(s["batch_size"]) if batchnorm == "batch" else None
     history: list[dict] = []
     perturber = queries = h_clean = h_adv = pred_clean = pred_adv = None
     fit_views = [v[torch.as_tensor(fit_pos, device=device)] for v in x]
@@ -172,10 +180,10 @@ def run(model: torch.nn.Module, views, labels, settings: dict, attack: str = "ga
         perturber, history = embedding.fit(model, fit_views, s, progress=progress)
         adv = scored  # the inputs stay clean; h is what moves
         pred_clean, pred_adv, h_clean, h_adv = (t.cpu().numpy() for t in embedding.attacked_predictions(
-            model, perturber, scored, s["target_batchnorm"], int(s["batch_size"])))
+            model, perturber, scored, batchnorm, int(s["batch_size"])))
     elif attack == "pgd":
         fit_pos = np.array([], dtype=np.int64)
-        with gan.frozen_target(model, s["target_batchnorm"]):
+        with gan.frozen_target(model, batchnorm):
             adv = pgd.pgd_set(model, scored, pgd.OBJECTIVES[s["pgd_objective"]], s["eps"], s["pgd_step"],
                               int(s["pgd_steps"]), int(s["batch_size"]), bool(s["random_start"]),
                               seed=int(s["seed"]))
@@ -183,9 +191,9 @@ def run(model: torch.nn.Module, views, labels, settings: dict, attack: str = "ga
         raise ValueError(f"unknown attack {attack!r}; choose one of {', '.join(ATTACKS)}")
     seconds = time.perf_counter() - start
     if pred_adv is None:
-        with gan.frozen_target(model, s["target_batchnorm"]), torch.no_grad():
-            pred_clean = gan.predict(model, scored, chunk).cpu().numpy()
-            pred_adv = gan.predict(model, adv, chunk).cpu().numpy()
+        with gan.frozen_target(model, batchnorm), torch.no_grad():
+            pred_clean = gan.predict(model, scored, chunk, int(s["seed"])).cpu().numpy()
+            pred_adv = gan.predict(model, adv, chunk, int(s["seed"]) + 1).cpu().numpy()
     return AttackResult(attack, dict(s), labels[score_pos], pred_clean, pred_adv,
                         [v.cpu().numpy() for v in scored], [v.cpu().numpy() for v in adv],
                         score_pos, fit_pos, history, seconds, perturber, queries, h_clean, h_adv)
@@ -215,7 +223,7 @@ def attack_files(data: str | Path, checkpoint: str | Path, out: str | Path, *, a
     (whole or not at all); optionally the generators (`generator_out`, GAN only) and a figure of
     adversarial examples (`examples_out`). `config` is a config dict, a YAML path or a list of
     paths (later ones override). `overrides` are attack settings (eps, objective,
-    epochs, protocol, target_batchnorm, seed, ...); the seed defaults to the model's."""
+    epochs, protocol, seed, ...); the seed defaults to the model's."""
     from robustmvc import config as config_mod
     from robustmvc import data as data_mod
     from robustmvc import train
@@ -279,14 +287,17 @@ def detect_files(data: str | Path, checkpoint: str | Path, generator: str | Path
     x = train.to_tensors(views, dev)
     kinds = tuple(detectors or detect.DETECTORS)
     if ameta["attack"] == "embedding":
-        batchnorm = (ameta.get("settings") or {}).get("target_batchnorm", "eval")
+        settings = ameta.get("settings") or {}
+        # files from before the protocols were named carry the BatchNorm mode itself
+        batchnorm = settings.get("target_batchnorm") or gan.batchnorm_of({"protocol": settings.get("protocol", "paper")})
         h_adv = embedding.attacked_predictions(model, attacker, x, batchnorm)[3]
         aucs = detect.detection_aucs(model, train_views, views, attacked_h=h_adv.cpu().numpy(), kinds=kinds, seed=seed)
     else:
         adv = [a.cpu().numpy() for a in attacker.perturb(x)]
         aucs = detect.detection_aucs(model, train_views, views, attacked_views=adv, kinds=kinds, seed=seed)
     record = {"dataset": ds.meta.get("dataset"), "model": meta["model"], "seed": meta.get("seed"),
-              "attack": ameta["attack"], "generator": str(generator), "n_train": int(len(train_views[0])),
+              "attack": ameta["attack"], "protocol": gan.protocol_name(ameta.get("settings") or {}),
+              "generator": str(generator), "n_train": int(len(train_views[0])),
               "n_eval": int(len(views[0])), "auc": aucs}
     write_json(out, record)
     return record

@@ -37,7 +37,7 @@ class AdversarialTraining(nn.Module):
     def __init__(self, view_shapes, n_clusters: int, backbone: str = "comvc", backbone_settings: dict | None = None,
                  encoder_width: int = 64, adv_weight: float = 1.0, kl_weight: float = 0.0,
                  kl_direction: str = "paper", pgd_eps: float = 0.2, pgd_step: float = 0.02, pgd_steps: int = 10,
-                 pgd_pairs: str = "all", pgd_batchnorm: str = "eval", tau: float = 0.1, seed: int | None = None):
+                 pgd_pairs: str = "all", pgd_batchnorm: str = "train", tau: float = 0.1, seed: int | None = None):
         super().__init__()
         from robustmvc import models
 
@@ -77,9 +77,9 @@ class AdversarialTraining(nn.Module):
         return self.backbone(views)
 
     def adversarial_views(self, views: list[torch.Tensor]) -> list[torch.Tensor]:
-        """x~ by PGD. With pgd_batchnorm `eval` (default) the search runs on BatchNorm running statistics and
-        leaves them untouched; `train` runs it in train mode as the public code does, so each search step
-        also updates the running statistics."""
+        """x~ by PGD. With pgd_batchnorm `train` (default) the search runs in train mode as the public code
+        does: BatchNorm on batch statistics, each search step also updating the running statistics; `eval`
+        searches on the running statistics and leaves them untouched."""
         return pgd(self.backbone, views, self.objective, self.pgd_eps, self.pgd_step, self.pgd_steps,
                    random_start=True, generator=self.pgd_generator,
                    keep_mode=self.pgd_batchnorm == "train")
@@ -95,6 +95,9 @@ class AdversarialTraining(nn.Module):
 
     def probs_from_h(self, h: torch.Tensor) -> torch.Tensor:
         return self.backbone.probs_from_h(h)
+
+    def assign(self, out: ModelOutput) -> torch.Tensor:
+        return self.backbone.assign(out)
 
     def predict(self, views: list[torch.Tensor]) -> torch.Tensor:
         return self.backbone.predict(views)

@@ -112,5 +112,8 @@ class ALRDC(nn.Module):
         optimizers["backbone"].step()
         return {**{k: v.detach() for k, v in terms.items()}, "perturber_kl": kl.detach()}
 
+    def assign(self, out: ModelOutput) -> torch.Tensor:
+        return self.backbone.assign(out)
+
     def predict(self, views: list[torch.Tensor]) -> torch.Tensor:
         return self.backbone.predict(views)

@@ -47,5 +47,9 @@ class AECoDDC(nn.Module):
     def loss(self, views, out: ModelOutput) -> dict[str, torch.Tensor]:
         return {**losses.ddc_terms(out.probs, out.h, self.rel_sigma), **self.pretrain_loss(views, out)}
 
+    def assign(self, out: ModelOutput) -> torch.Tensor:
+        """Labels from the model's output on a whole set: the most probable cluster."""
+        return out.probs.argmax(1)
+
     def predict(self, views: list[torch.Tensor]) -> torch.Tensor:
-        return batched_forward(self, views).probs.argmax(1)
+        return self.assign(batched_forward(self, views))

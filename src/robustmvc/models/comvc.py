@@ -34,7 +34,7 @@ class CoMVC(nn.Module):
         return torch.softmax(self.head.out(h), dim=1)
 
     def contrastive_loss(self, out: ModelOutput) -> torch.Tensor:
-        """The weighted contrastive term: weight x min fusion weight (detached) x mean pair NT-Xent."""
+        """The weighted contrastive term: weight x min fusion weight (detached) x `losses.contrastive`."""
         return self.contrast_weight * self.fusion.weights.min().detach() * losses.contrastive(out.z, self.tau)
 
     def loss(self, views, out: ModelOutput) -> dict[str, torch.Tensor]:
@@ -43,5 +43,9 @@ class CoMVC(nn.Module):
             terms["contrast"] = self.contrastive_loss(out)
         return terms
 
+    def assign(self, out: ModelOutput) -> torch.Tensor:
+        """Labels from the model's output on a whole set: the most probable cluster."""
+        return out.probs.argmax(1)
+
     def predict(self, views: list[torch.Tensor]) -> torch.Tensor:
-        return batched_forward(self, views).probs.argmax(1)
+        return self.assign(batched_forward(self, views))

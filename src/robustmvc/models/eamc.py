@@ -141,5 +141,9 @@ class EAMC(nn.Module):
         optimizers["discriminator"].step()
         return {**{k: v.detach() for k, v in terms.items()}, "discriminator": d_loss.detach()}
 
+    def assign(self, out: ModelOutput) -> torch.Tensor:
+        """Labels from the model's output on a whole set: the most probable cluster."""
+        return out.probs.argmax(1)
+
     def predict(self, views: list[torch.Tensor]) -> torch.Tensor:
-        return batched_forward(self, views).probs.argmax(1)
+        return self.assign(batched_forward(self, views))

@@ -78,5 +78,9 @@ class InfoDDC(nn.Module):
             terms["mi"] = self.mi_weight * self.mi_term(out.z)
         return terms
 
+    def assign(self, out: ModelOutput) -> torch.Tensor:
+        """Labels from the model's output on a whole set: the most probable cluster."""
+        return out.probs.argmax(1)
+
     def predict(self, views: list[torch.Tensor]) -> torch.Tensor:
-        return batched_forward(self, views).probs.argmax(1)
+        return self.assign(batched_forward(self, views))

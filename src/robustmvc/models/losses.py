@@ -64,9 +64,15 @@ def nt_xent(u: torch.Tensor, v: torch.Tensor, tau: float = 0.1) -> torch.Tensor:
 
 
 def contrastive(zs: list[torch.Tensor], tau: float = 0.1) -> torch.Tensor:
-    """Mean NT-Xent over every view pair u < v."""
+    """CoMVC's contrastive term at the scale of its public code: 2/(V(V-1)) sum_{u<v} (loss_a + loss_b).
+
+    Per view pair, loss_a is the cross-entropy over the n rows of view u (positive: the same sample in
+    view v; negatives: every other sample of both views) and loss_b the same over the n rows of view v,
+    each a mean over n. Their sum is twice `nt_xent` (a mean over all 2n rows), so a weight of 0.1 here
+    is the reference weight 0.1 of CoMVC, AECoDDC and the models built on them.
+    """
     pairs = list(itertools.combinations(range(len(zs)), 2))
-    return sum(nt_xent(zs[a], zs[b], tau) for a, b in pairs) / len(pairs)
+    return sum(2 * nt_xent(zs[a], zs[b], tau) for a, b in pairs) / len(pairs)
 
 
 def reconstruction(views: list[torch.Tensor], recons: list[torch.Tensor]) -> torch.Tensor:

@@ -115,7 +115,10 @@ class MultiVAE(nn.Module):
         self.iteration += 1
         return {k: v.detach() for k, v in terms.items()}
 
+    def assign(self, out: ModelOutput) -> torch.Tensor:
+        """k-means on [c, z_1, ..., z_V] of the whole set at once (the set's output, however it was batched)."""
+        return kmeans_labels(out.h, self.n_clusters, self.kmeans_seed, self.kmeans_n_init)[0]
+
     def predict(self, views: list[torch.Tensor]) -> torch.Tensor:
-        """k-means on [c, z_1, ..., z_V] of the whole set (evaluation mode: alpha and the means)."""
-        h = batched_forward(self, views).h
-        return kmeans_labels(h, self.n_clusters, self.kmeans_seed, self.kmeans_n_init)[0]
+        """`assign` on the whole set's output in evaluation mode (alpha and the means)."""
+        return self.assign(batched_forward(self, views))

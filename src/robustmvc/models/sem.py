@@ -108,7 +108,9 @@ class SEM(nn.Module):
         self.centroids.copy_(kmeans_labels(out.h, self.n_clusters, self.kmeans_seed, self.kmeans_n_init)[1])
         self.main_epochs += 1
 
+    def assign(self, out: ModelOutput) -> torch.Tensor:
+        """k-means on the fused high-level features [z_1, ..., z_V] of the whole set at once."""
+        return kmeans_labels(out.h, self.n_clusters, self.kmeans_seed, self.kmeans_n_init)[0]
+
     def predict(self, views: list[torch.Tensor]) -> torch.Tensor:
-        """k-means on the fused high-level features [z_1, ..., z_V] of the whole set."""
-        h = batched_forward(self, views).h
-        return kmeans_labels(h, self.n_clusters, self.kmeans_seed, self.kmeans_n_init)[0]
+        return self.assign(batched_forward(self, views))
