@@ -219,8 +219,11 @@ def attack_files(data: str | Path, checkpoint: str | Path, out: str | Path, *, a
     from robustmvc import config as config_mod
     from robustmvc import data as data_mod
     from robustmvc import train
-    from robustmvc.files import write_json
+    from robustmvc.files import check_outputs, together, write_json
 
+    check_outputs({"--out": (out, (".json",)), "--generator-out": (generator_out, (".pt",)),
+                   "--examples-out": (examples_out, (".png", ".pdf", ".svg"))},
+                  {"--data": data, "--checkpoint": checkpoint})
     if isinstance(config, (str, Path)):
         config = [config]
     cfg = config_mod.load(*config) if isinstance(config, (list, tuple)) else (config or {})
@@ -242,20 +245,21 @@ def attack_files(data: str | Path, checkpoint: str | Path, out: str | Path, *, a
               "n_eval": int(len(result.score_positions)), "settings": settings}
     record.update(result.summary())
     record["history"] = result.history
-    if generator_out and result.perturber is not None:
-        save_attacker(generator_out, attack, result.perturber,
-                      {"dataset": dataset, "model": meta["model"], "seed": meta.get("seed"),
-                       "settings": settings, "history": result.history})
-    if examples_out:
-        from robustmvc import plots
+    with together():  # generators, figure and metrics appear together, the metrics (what rules track) last
+        if generator_out and result.perturber is not None:
+            save_attacker(generator_out, attack, result.perturber,
+                          {"dataset": dataset, "model": meta["model"], "seed": meta.get("seed"),
+                           "settings": settings, "history": result.history})
+        if examples_out:
+            from robustmvc import plots
 
-        if attack == "embedding":
-            plots.embedding_shift(result, examples_out, title=f"{meta['model']} on {dataset}: embedding attack, "
-                                                              f"bound {settings['bound']} ||h||")
-        else:
-            plots.attack_examples(result, examples_out, n=n_examples,
-                                  title=f"{meta['model']} on {dataset}: {attack} attack, eps {settings['eps']}")
-    write_json(out, record)
+            if attack == "embedding":
+                plots.embedding_shift(result, examples_out, title=f"{meta['model']} on {dataset}: embedding "
+                                                                  f"attack, bound {settings['bound']} ||h||")
+            else:
+                plots.attack_examples(result, examples_out, n=n_examples,
+                                      title=f"{meta['model']} on {dataset}: {attack} attack, eps {settings['eps']}")
+        write_json(out, record)
     return record
 
 
