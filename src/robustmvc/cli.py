@@ -30,7 +30,10 @@ def _key_value(item: str):
     key, sep, value = item.partition("=")
     if not sep or not key:
         raise ValueError(f"--set takes KEY=VALUE, got {item!r}")
-    return key, parse_value(value)
+    try:
+        return key, parse_value(value)
+    except ValueError as err:
+        raise ValueError(f"--set {item}: {err}") from None
 
 
 def _train(args) -> None:
