@@ -252,6 +252,9 @@ CASES = [
     ("transfer-generator-without-name", lambda g, c: ["transfer", "--data", str(g["data"]), "--generator",
                                                       str(g["gen"]), "--checkpoint", f"comvc={g['ckpt']}",
                                                       "--out", str(c / "t.csv")], "MODEL=PATH"),
+    ("checkpoint-as-generator", lambda g, c: ["detect", "--data", str(g["data"]), "--checkpoint", str(g["ckpt"]),
+                                              "--generator", str(g["ckpt"]), "--out", str(c / "d.json")],
+     "attack --generator-out"),
     ("regdb-without-folder", lambda g, c: ["data", "build", "regdb", "--out", str(c / "r.npz")], "datasets.regdb.dir"),
 ]
 

@@ -163,7 +163,7 @@ def parser() -> argparse.ArgumentParser:
 
     p = _Parser(prog="python -m robustmvc", description=__doc__)
     p.add_argument("--version", action="version", version=__version__)
-    p.add_argument("-v", "--verbose", action="store_true", help="log every epoch and data source")
+    p.add_argument("-v", "--verbose", action="store_true", help="log every epoch and data source; show the traceback of an error")
     sub = p.add_subparsers(dest="command", required=True)
 
     d = sub.add_parser("data", help="build datasets").add_subparsers(dest="action", required=True)

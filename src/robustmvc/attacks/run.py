@@ -201,6 +201,9 @@ def load_attacker(path: str | Path, device="cpu") -> tuple[torch.nn.Module, dict
     """What `save_attacker` wrote: a `gan.Perturber` (gan, blackbox, whitebox) or an
     `embedding.EmbeddingPerturber`; meta["attack"] says which (files without it come from the GAN attack)."""
     ckpt = load_module_file(path, device, "train one with `python -m robustmvc attack ... --generator-out PATH`")
+    if "eps" not in ckpt["meta"] and ckpt["meta"].get("kind") != "embedding":
+        raise ValueError(f"{path} is not an attacker's file (a trained model's checkpoint?); pass the file written "
+                         "by `attack --generator-out`")
     build = embedding.perturber_from if ckpt["meta"].get("kind") == "embedding" else gan.perturber_from
     perturber, meta = build(ckpt, device)
     meta.setdefault("attack", "gan")
