@@ -8,6 +8,8 @@ import sys
 
 from snakemake.utils import min_version, validate
 
+from robustmvc.config import check_model_names
+
 min_version("9.0")
 
 
@@ -19,6 +21,7 @@ if not workflow.overwrite_configfiles:
 
 
 validate(config, "config/schema.yaml")
+check_model_names(config, "the Snakemake config")
 
 PY = shlex.quote(sys.executable)  # the interpreter snakemake runs in, so tools need not be on PATH
 R = config["results_dir"]
@@ -57,7 +60,7 @@ def papermill(notebook):
         f"{PY} -m papermill --cwd . -k python3 {notebook} {{log.notebook:q}} -y {{params.nb}}"
         f" && {PY} -m nbconvert --to html --no-input --log-level WARN {{log.notebook:q}}"
         " --TemplateExporter.extra_template_basedirs=notebooks/templates --template offline"
-        " --output-dir $(dirname {output.html:q}) --output $(basename {output.html:q} .html)"
+        ' --output-dir "$(dirname {output.html:q})" --output "$(basename {output.html:q} .html)"'
     )
 
 

@@ -29,8 +29,8 @@ def attack_output(dataset, model, variant, kind, protocol=RELATED_PROTOCOL):
 
 def transfer_args(w):
     return " ".join(
-        f"--generator {m}={attack_output(w.dataset, m, 'gan-both', 'generator')}"
-        f" --checkpoint {m}={R}/models/{w.dataset}/{m}/seed{first_seed(m)}.pt"
+        f"--generator {shlex.quote(m + '=' + attack_output(w.dataset, m, 'gan-both', 'generator'))}"
+        f" --checkpoint {shlex.quote(f'{m}={R}/models/{w.dataset}/{m}/seed{first_seed(m)}.pt')}"
         for m in TRANSFER_MODELS
     )
 
@@ -51,7 +51,7 @@ rule transfer:
         args=transfer_args,
         device=config.get("device", "auto"),
     shell:
-        f"{PY} -m robustmvc transfer --data {{input.data}} {{params.args}} --device {{params.device}}"
+        f"{PY} -m robustmvc transfer --data {{input.data:q}} {{params.args}} --device {{params.device}}"
         f" --protocol {RELATED_PROTOCOL} --out {{output.table:q}} > {{log:q}} 2>&1"
 
 
@@ -84,8 +84,8 @@ rule detect:
         detectors=" ".join(DETECTION.get("detectors", ["iforest-h", "pca-input"])),
         device=config.get("device", "auto"),
     shell:
-        f"{PY} -m robustmvc detect --data {{input.data}} --checkpoint {{input.checkpoint}}"
-        " --generator {params.generator} --detectors {params.detectors} --device {params.device}"
+        f"{PY} -m robustmvc detect --data {{input.data:q}} --checkpoint {{input.checkpoint:q}}"
+        " --generator {params.generator:q} --detectors {params.detectors} --device {params.device}"
         " --out {output:q} > {log:q} 2>&1"
 
 

@@ -16,6 +16,6 @@ rule report_index:
         scale=f"{REPORTS}/index.html",
         landing=f"{Path(REPORTS).parent}/index.html",
     params:
-        configs=" ".join(CONFIGFILES),
+        configs=" ".join(shlex.quote(c) for c in CONFIGFILES),
     shell:
-        f"{PY} -m robustmvc report --results {R} --reports {REPORTS} --configs {{params.configs}}"
+        f"{PY} -m robustmvc report --results {shlex.quote(R)} --reports {shlex.quote(REPORTS)} --configs {{params.configs}}"

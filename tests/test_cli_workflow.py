@@ -137,3 +137,29 @@ def test_snakemake_report_collects_the_captioned_outputs(demo_run, tmp_path):
     for wanted in ("evaluate.html", "related.html", "demo.csv"):
         assert any(n.endswith(wanted) for n in names), wanted
     assert sum(n.endswith(".png") for n in names) >= 10  # one adversarial-example figure per attack run
+
+
+@pytest.mark.slow
+def test_dag_jobs_run_with_spaces_and_unicode_in_every_path(tmp_path):
+    """The fast demo with results, reports and an overlay config under folders whose names hold a space
+    and a non-ASCII letter: one job of each kind that builds a shell command from paths (the notebook
+    rules, the sensitivity point, transfer, detect) runs and writes its output."""
+    root = tmp_path / "a dir é"
+    root.mkdir()
+    results, reports = root / "rés ults", root / "rep orts" / "demo"
+    overlay = root / "over lay.yaml"
+    overlay.write_text(yaml.safe_dump({
+        "training": {"epochs": 2}, "models": {"ardmvc-am": {"epochs": 1}}, "attack": {"epochs": 1},
+        "transfer": {"models": ["comvc"]}, "sensitivity": {"adv_weight": [1], "kl_weight": [1]}}))
+    targets = [results / "data" / "demo.npz", results / "metrics" / "demo" / "comvc" / "clean" / "seed0.json",
+               results / "metrics" / "demo" / "comvc" / "gan-both" / "seed0.json",
+               results / "detection" / "demo" / "comvc" / "gan-both" / "seed0.json",
+               results / "transfer" / "demo.csv", results / "sensitivity" / "demo" / "lambda1-gamma1" / "seed0.json"]
+    run = snakemake("--cores", "2", *map(str, targets), "--configfile", "config/demo.yaml", "tests/demo-fast.yaml",
+                    str(overlay), "--config", f"results_dir={results}", f"report_dir={reports}")
+    assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
+    for target in targets:
+        assert target.is_file(), target
+    assert (reports / "03_attack" / "demo-comvc-gan-both-seed0.html").is_file()
+    sensitivity = json.loads(targets[-1].read_text())
+    assert sensitivity["model"] == "ardmvc-am" and 0 <= sensitivity["attacked"]["acc"] <= 1

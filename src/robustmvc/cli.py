@@ -4,14 +4,17 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import traceback
 
 from robustmvc import __version__
 
 
 def _data_build(args) -> None:
     from robustmvc import data
+    from robustmvc.files import check_outputs
 
-    views = [int(v) for v in args.views.split(",")] if args.views else None
+    check_outputs({"--out": (args.out, (".npz",))})
+    views = args.views
     ds = data.build(args.dataset, raw_dir=args.raw_dir, max_samples=args.max_samples, seed=args.seed,
                     views=views, cache_dir=args.cache_dir, pairing=args.pairing,
                     n_identities=args.n_identities, download=not args.no_download)
@@ -21,20 +24,26 @@ def _data_build(args) -> None:
 
 
 def _key_value(item: str):
-    """`KEY=VALUE` with VALUE read as YAML (numbers, booleans, lists)."""
-    import yaml
+    """`KEY=VALUE` with VALUE read as YAML (numbers, booleans, lists; `1e-4` is a number)."""
+    from robustmvc.config import parse_value
 
     key, sep, value = item.partition("=")
     if not sep or not key:
         raise ValueError(f"--set takes KEY=VALUE, got {item!r}")
-    return key, yaml.safe_load(value)
+    try:
+        return key, parse_value(value)
+    except ValueError as err:
+        raise ValueError(f"--set {item}: {err}") from None
 
 
 def _train(args) -> None:
     from robustmvc import config, train
+    from robustmvc.files import check_outputs
 
+    check_outputs({"--out": (args.out, (".pt",)), "--metrics": (args.metrics, (".json",))}, {"--data": args.data})
     cfg = config.load(*args.config) if args.config else {}
     overrides = dict(_key_value(item) for item in args.set)
+    config.check_training(overrides, "--set")
     run = train.train_run(args.data, args.model, args.seed, args.out, cfg, metrics=args.metrics,
                           device=args.device or cfg.get("device", "auto"), epochs=args.epochs,
                           overrides=overrides)
@@ -45,13 +54,14 @@ def _train(args) -> None:
 def _evaluate(args) -> None:
     from robustmvc import data, train
     from robustmvc.evaluate import evaluate
-    from robustmvc.files import write_json
+    from robustmvc.files import check_outputs, write_json
 
+    check_outputs({"--out": (args.out, (".json",))}, {"--data": args.data, "--checkpoint": args.checkpoint})
     device = train.resolve_device(args.device or "auto")
     ds = data.load(args.data)
     model, meta = train.load_checkpoint(args.checkpoint, device)
     if [list(s) for s in ds.view_shapes] != [list(s) for s in meta["view_shapes"]]:
-        raise SystemExit(f"error: {args.checkpoint} was trained on views {meta['view_shapes']}, "
+        raise ValueError(f"{args.checkpoint} was trained on views {meta['view_shapes']}, "
                          f"{args.data} has {ds.view_shapes}; evaluate it on the dataset it was trained on")
     scores = evaluate(model, *ds.part("eval"), device=device)
     write_json(args.out, {"dataset": meta.get("dataset"), "model": meta["model"], "seed": meta.get("seed"),
@@ -90,10 +100,12 @@ def _named_paths(items: list[str], flag: str) -> dict[str, str]:
 
 def _transfer(args) -> None:
     from robustmvc.attacks.transfer import transfer_files
-    from robustmvc.files import atomic_path
+    from robustmvc.files import atomic_path, check_outputs
 
     generators = _named_paths(args.generator, "--generator")
     checkpoints = _named_paths(args.checkpoint, "--checkpoint")
+    check_outputs({"--out": (args.out, (".csv",))}, {"--data": args.data, "--generator": list(generators.values()),
+                                                    "--checkpoint": list(checkpoints.values())})
     table = transfer_files(args.data, generators, checkpoints, device=args.device or "auto", protocol=args.protocol)
     with atomic_path(args.out) as tmp:
         table.to_csv(tmp, index=False)
@@ -103,7 +115,10 @@ def _transfer(args) -> None:
 
 def _detect(args) -> None:
     from robustmvc.attacks.run import detect_files
+    from robustmvc.files import check_outputs
 
+    check_outputs({"--out": (args.out, (".json",))},
+                  {"--data": args.data, "--checkpoint": args.checkpoint, "--generator": args.generator})
     rec = detect_files(args.data, args.checkpoint, args.generator, args.out, detectors=args.detectors,
                        device=args.device or "auto")
     print(f"wrote {args.out}: {rec['attack']} on {rec['model']}; AUC "
@@ -116,10 +131,39 @@ def _models(args) -> None:
     print("\n".join(models.names()))
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage mistake reported as one line (the usage is one `--help` away)."""
+
+    def error(self, message):
+        self.exit(2, f"error: {self.prog}: {message}; see `{self.prog} --help`\n")
+
+
+def _at_least(minimum: int):
+    """An argparse type: an integer >= `minimum`, else one sentence saying so."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+    return parse
+
+
+def _view_list(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of view numbers, e.g. 0,1,3") from None
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m robustmvc", description=__doc__)
+    from robustmvc import data
+
+    p = _Parser(prog="python -m robustmvc", description=__doc__)
     p.add_argument("--version", action="version", version=__version__)
-    p.add_argument("-v", "--verbose", action="store_true", help="log every epoch and data source")
+    p.add_argument("-v", "--verbose", action="store_true", help="log every epoch and data source; show the traceback of an error")
     sub = p.add_subparsers(dest="command", required=True)
 
     d = sub.add_parser("data", help="build datasets").add_subparsers(dest="action", required=True)
@@ -127,12 +171,13 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("dataset", choices=["noisymnist", "noisyfashion", "patchedmnist", "regdb", "demo", "demo3"])
     b.add_argument("--out", required=True, help="output .npz (a .json sidecar is written beside it)")
     b.add_argument("--raw-dir", help="directory with the raw IDX files (or the RegDB folder)")
-    b.add_argument("--max-samples", type=int, help="keep a stratified subset of this many samples")
+    b.add_argument("--max-samples", type=_at_least(data.MIN_SAMPLES),
+                   help=f"keep a stratified subset of this many samples (at least {data.MIN_SAMPLES})")
     b.add_argument("--seed", type=int, default=7, help="seed of the subset and the train/eval shuffle (paper: 7)")
-    b.add_argument("--views", help="comma-separated views to keep (PatchedMNIST default 0,1,3)")
+    b.add_argument("--views", type=_view_list, help="comma-separated views to keep (PatchedMNIST default 0,1,3)")
     b.add_argument("--pairing", choices=["derangement", "paper"], default="derangement",
                    help="view-2 partner draw: 'paper' may pair a sample with itself, 'derangement' never does")
-    b.add_argument("--n-identities", type=int, default=206, help="RegDB: identities to keep")
+    b.add_argument("--n-identities", type=_at_least(2), default=206, help="RegDB: identities to keep")
     b.add_argument("--cache-dir", default="results/raw", help="where verified downloads are kept")
     b.add_argument("--no-download", action="store_true", help="fail instead of downloading raw files")
     b.set_defaults(func=_data_build)
@@ -141,8 +186,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--data", required=True)
     t.add_argument("--model", required=True)
     t.add_argument("--out", required=True, help="checkpoint .pt")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--epochs", type=int, help="override the configured epochs")
+    t.add_argument("--seed", type=_at_least(0), default=0)
+    t.add_argument("--epochs", type=_at_least(1), help="override the configured epochs")
     t.add_argument("--config", action="append",
                    help="project config YAML (training, architecture, models sections); repeat to overlay")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -173,8 +218,8 @@ def parser() -> argparse.ArgumentParser:
                         "loss with exact gradients; embedding: ALRDC's perturbation of h")
     a.add_argument("--objective", choices=["both", "com", "con"], help="GAN: terms attacked (default: both)")
     a.add_argument("--eps", type=float, help="L-infinity budget (default: datasets.<name>.eps, else the paper's)")
-    a.add_argument("--epochs", type=int, help="training epochs of the attacker (GAN default 30)")
-    a.add_argument("--seed", type=int, help="attack seed (default: the checkpoint's)")
+    a.add_argument("--epochs", type=_at_least(1), help="training epochs of the attacker (GAN default 30)")
+    a.add_argument("--seed", type=_at_least(0), help="attack seed (default: the checkpoint's)")
     a.add_argument("--protocol", choices=["paper", "strict"], default="paper",
                    help="paper (default): the target's BatchNorm on the statistics of shuffled batches, the "
                         "attacker fitted and scored on the same samples, as the public code; strict: running "
@@ -214,12 +259,20 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = parser().parse_args(argv)
+    """Run one command. A mistake a user can make (a bad value, a missing or damaged file, an output
+    that cannot be written) ends with exit status 1 and one line on stderr; `-v` adds the traceback."""
+    try:
+        args = parser().parse_args(argv)
+    except SystemExit as stop:  # --help, --version, or a usage error (already reported in one line)
+        return int(stop.code or 0)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         args.func(args)
-    except (FileNotFoundError, ValueError, RuntimeError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (OSError, ValueError, RuntimeError, ArithmeticError) as err:
+        if args.verbose:
+            traceback.print_exc()
+        message = " ".join(str(err).split()) or type(err).__name__
+        print(f"error: {message}", file=sys.stderr)
         return 1
     return 0

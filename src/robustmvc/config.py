@@ -7,6 +7,7 @@ training key and set model settings; `models.<name>.per_dataset.<dataset>` overr
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 
 import yaml
@@ -25,15 +26,107 @@ def deep_merge(base: dict, over: dict) -> dict:
     return out
 
 
+SCHEMA = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
+
+# every config list (or mapping) whose entries name models: "a.b" is cfg["a"]["b"]
+MODEL_LISTS = ("models", "seeds_per_model", "attack.pgd", "attack.blackbox", "attack.embedding",
+               "attack.ablation_models", "transfer.models", "detection.models", "evaluation.eps_sweep.models",
+               "evaluation.tsne_models")
+
+
+def read_yaml(path: str | Path) -> dict:
+    """One YAML file as a mapping; a missing file or a syntax error is one sentence naming file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file {path} does not exist")
+    try:
+        cfg = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ValueError(f"config file {path} is not valid YAML{where} ({problem}); fix the file") from None
+    if cfg is not None and not isinstance(cfg, dict):
+        raise ValueError(f"config file {path} holds a {type(cfg).__name__}, not a mapping of settings; fix the file")
+    return cfg or {}
+
+
 def load(*paths: str | Path) -> dict:
-    """Later files override earlier ones key by key, as snakemake's repeated --configfile does."""
+    """Later files override earlier ones key by key, as snakemake's repeated --configfile does; the
+    merged result is validated (`validate`)."""
     cfg: dict = {}
     for path in paths:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"config file {path} does not exist")
-        cfg = deep_merge(cfg, yaml.safe_load(path.read_text()) or {})
+        cfg = deep_merge(cfg, read_yaml(path))
+    validate(cfg, complete=False, source=" + ".join(str(p) for p in paths))
     return cfg
+
+
+def validate(cfg: dict, complete: bool = True, source: str = "the config") -> None:
+    """Check `cfg` against config/schema.yaml and every model name against the registry.
+
+    `complete=False` skips the schema's list of required sections: the commands take partial configs
+    (`train --config` needs only the sections it reads). The first problem is one sentence that names
+    the key."""
+    import jsonschema
+
+    schema = yaml.safe_load(SCHEMA.read_text())
+    if not complete:
+        schema.pop("required", None)
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(cfg))
+    if error is not None:
+        key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+        fix = "fix it (see config/schema.yaml)"
+        if isinstance(error.instance, str) and _is_number(error.instance):
+            fix = "write it as a number YAML reads as one, e.g. 1.0e-4 rather than 1e-4"
+        raise ValueError(f"{source}: {key}: {error.message}; {fix}")
+    check_model_names(cfg, source)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def check_model_names(cfg: dict, source: str = "the config") -> None:
+    """Every model named in the config is a registered one (a typo would silently drop its jobs)."""
+    from robustmvc import models
+
+    known = set(models.names())
+    for dotted in MODEL_LISTS:
+        node = cfg
+        for part in dotted.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(node, (list, dict)):
+            continue
+        unknown = [m for m in node if m not in known]
+        if unknown:
+            raise ValueError(f"{source}: {dotted} names unknown model(s) {', '.join(map(str, unknown))}; "
+                             f"known models: {', '.join(sorted(known))}")
+    sensitivity = (cfg.get("sensitivity") or {}).get("model")
+    if sensitivity is not None and sensitivity not in known:
+        raise ValueError(f"{source}: sensitivity.model {sensitivity!r} is not a known model; "
+                         f"known models: {', '.join(sorted(known))}")
+
+
+def parse_value(text: str):
+    """A command-line value read as YAML, with numbers YAML 1.1 leaves as text (`1e-4`) read as numbers."""
+    value = yaml.safe_load(text)
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return value
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{text!r} is not a finite number; give a finite value")
+    return value
+
+
+def check_training(train: dict, source: str) -> None:
+    """Resolved training settings (after command-line overrides) against the schema's `training` section."""
+    validate({"training": {k: v for k, v in train.items() if k in TRAIN_KEYS}}, complete=False, source=source)
 
 
 def resolve(cfg: dict, model: str, dataset: str | None = None) -> tuple[dict, dict]:

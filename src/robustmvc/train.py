@@ -118,12 +118,25 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, meta: dict) -> Non
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"):
-    ckpt = load_module_file(path, device, "train it first with "
-                            "`python -m robustmvc train --data ... --model ... --out ...`")
+    """A trained model and its meta from a `save_checkpoint` file; anything else (an attacker's
+    generators, a file missing meta keys, weights that do not fit the model) is one error."""
+    hint = "train it first with `python -m robustmvc train --data ... --model ... --out ...`"
+    ckpt = load_module_file(path, device, hint)
     meta = ckpt["meta"]
+    if "attack" in meta or "eps" in meta or "kind" in meta:
+        raise ValueError(f"{path} holds an attacker's generators (attack --generator-out), not a trained model; "
+                         "pass the checkpoint written by `train --out`")
+    missing = [k for k in ("model", "view_shapes", "n_clusters", "settings") if k not in meta]
+    if missing:
+        raise ValueError(f"{path} is not a model checkpoint (its meta lacks {', '.join(missing)}); {hint}")
     model = models.build(meta["model"], [tuple(s) for s in meta["view_shapes"]], meta["n_clusters"],
                          **meta["settings"])
-    model.load_state_dict(ckpt["state_dict"])
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as err:
+        first = str(err).splitlines()[1].strip() if len(str(err).splitlines()) > 1 else str(err)
+        raise ValueError(f"{path}: its weights do not fit a {meta['model']} model ({first}); the file is damaged, "
+                         f"{hint}") from None
     return model.to(device).eval(), meta
 
 

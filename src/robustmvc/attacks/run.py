@@ -209,6 +209,9 @@ def load_attacker(path: str | Path, device="cpu") -> tuple[torch.nn.Module, dict
     """What `save_attacker` wrote: a `gan.Perturber` (gan, blackbox, whitebox) or an
     `embedding.EmbeddingPerturber`; meta["attack"] says which (files without it come from the GAN attack)."""
     ckpt = load_module_file(path, device, "train one with `python -m robustmvc attack ... --generator-out PATH`")
+    if "eps" not in ckpt["meta"] and ckpt["meta"].get("kind") != "embedding":
+        raise ValueError(f"{path} is not an attacker's file (a trained model's checkpoint?); pass the file written "
+                         "by `attack --generator-out`")
     build = embedding.perturber_from if ckpt["meta"].get("kind") == "embedding" else gan.perturber_from
     perturber, meta = build(ckpt, device)
     meta.setdefault("attack", "gan")
@@ -227,8 +230,11 @@ def attack_files(data: str | Path, checkpoint: str | Path, out: str | Path, *, a
     from robustmvc import config as config_mod
     from robustmvc import data as data_mod
     from robustmvc import train
-    from robustmvc.files import write_json
+    from robustmvc.files import check_outputs, together, write_json
 
+    check_outputs({"--out": (out, (".json",)), "--generator-out": (generator_out, (".pt",)),
+                   "--examples-out": (examples_out, (".png", ".pdf", ".svg"))},
+                  {"--data": data, "--checkpoint": checkpoint})
     if isinstance(config, (str, Path)):
         config = [config]
     cfg = config_mod.load(*config) if isinstance(config, (list, tuple)) else (config or {})
@@ -250,20 +256,21 @@ def attack_files(data: str | Path, checkpoint: str | Path, out: str | Path, *, a
               "n_eval": int(len(result.score_positions)), "settings": settings}
     record.update(result.summary())
     record["history"] = result.history
-    if generator_out and result.perturber is not None:
-        save_attacker(generator_out, attack, result.perturber,
-                      {"dataset": dataset, "model": meta["model"], "seed": meta.get("seed"),
-                       "settings": settings, "history": result.history})
-    if examples_out:
-        from robustmvc import plots
+    with together():  # generators, figure and metrics appear together, the metrics (what rules track) last
+        if generator_out and result.perturber is not None:
+            save_attacker(generator_out, attack, result.perturber,
+                          {"dataset": dataset, "model": meta["model"], "seed": meta.get("seed"),
+                           "settings": settings, "history": result.history})
+        if examples_out:
+            from robustmvc import plots
 
-        if attack == "embedding":
-            plots.embedding_shift(result, examples_out, title=f"{meta['model']} on {dataset}: embedding attack, "
-                                                              f"bound {settings['bound']} ||h||")
-        else:
-            plots.attack_examples(result, examples_out, n=n_examples,
-                                  title=f"{meta['model']} on {dataset}: {attack} attack, eps {settings['eps']}")
-    write_json(out, record)
+            if attack == "embedding":
+                plots.embedding_shift(result, examples_out, title=f"{meta['model']} on {dataset}: embedding "
+                                                                  f"attack, bound {settings['bound']} ||h||")
+            else:
+                plots.attack_examples(result, examples_out, n=n_examples,
+                                      title=f"{meta['model']} on {dataset}: {attack} attack, eps {settings['eps']}")
+        write_json(out, record)
     return record
 
 

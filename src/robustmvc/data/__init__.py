@@ -11,6 +11,7 @@ from robustmvc.data.store import MultiViewData, load, save
 log = logging.getLogger(__name__)
 
 DATASETS = ("noisymnist", "noisyfashion", "patchedmnist", "regdb", "demo", "demo3")
+MIN_SAMPLES = 10  # the smallest subset a build keeps (the schema's `max_samples` minimum too)
 
 
 def stratified_subset(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
@@ -36,6 +37,8 @@ def build(name: str, raw_dir=None, max_samples: int | None = None, seed: int = b
 
     Building in full first keeps every sample's views identical to the full-scale dataset's.
     """
+    if max_samples is not None and max_samples < MIN_SAMPLES:
+        raise ValueError(f"max_samples must be at least {MIN_SAMPLES} (or null for every sample), got {max_samples}")
     meta: dict = {"dataset": name, "seed": seed}
     if name in ("noisymnist", "noisyfashion"):
         images, labels, sources = builders.load_mnist_family(
@@ -79,4 +82,4 @@ def build(name: str, raw_dir=None, max_samples: int | None = None, seed: int = b
     return MultiViewData([v[keep] for v in all_views], labels[keep], train_idx, eval_idx, meta)
 
 
-__all__ = ["DATASETS", "MultiViewData", "build", "load", "save", "paper_split", "stratified_subset"]
+__all__ = ["DATASETS", "MIN_SAMPLES", "MultiViewData", "build", "load", "save", "paper_split", "stratified_subset"]

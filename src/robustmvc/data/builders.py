@@ -34,11 +34,20 @@ def to_signed(images_uint8: np.ndarray) -> np.ndarray:
 def load_mnist_family(kind: str, raw_dir=None, cache_dir="results/raw", download=True):
     """Train and test IDX files concatenated (the paper uses all 70,000 samples)."""
     directory, sums = locate(kind, raw_dir, cache_dir, download)
-    images = np.concatenate([read_idx(directory / FILES[0]), read_idx(directory / FILES[2])])
-    labels = np.concatenate([read_idx(directory / FILES[1]), read_idx(directory / FILES[3])]).astype(np.int64)
-    if images.ndim != 3 or len(images) != len(labels):
+    arrays = {name: read_idx(directory / name) for name in FILES}
+    for name, array in arrays.items():
+        want = 3 if "images" in name else 1
+        if array.ndim != want:
+            raise ValueError(f"{directory / name} holds a {array.ndim}-d array, an {'image' if want == 3 else 'label'} "
+                             f"file holds a {want}-d one; the files are swapped or misnamed: rename them.")
+    images = np.concatenate([arrays[FILES[0]], arrays[FILES[2]]])
+    labels = np.concatenate([arrays[FILES[1]], arrays[FILES[3]]]).astype(np.int64)
+    if len(arrays[FILES[0]]) != len(arrays[FILES[1]]) or len(arrays[FILES[2]]) != len(arrays[FILES[3]]):
         raise ValueError(f"{directory}: images {images.shape} and labels {labels.shape} do not match; "
                          "the four files must come from the same dataset.")
+    if labels.min() < 0 or labels.max() > 9:
+        raise ValueError(f"{directory}: labels run from {labels.min()} to {labels.max()}, the MNIST family has "
+                         "classes 0..9; the label files are corrupt: re-download them.")
     sources = {str(directory / name): digest for name, digest in sums.items()}
     return images, labels, sources
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -25,12 +26,18 @@ def _open(path: Path):
 
 def read_idx(path: str | Path) -> np.ndarray:
     path = Path(path)
-    with _open(path) as f:
-        raw = f.read()
+    try:
+        with _open(path) as f:
+            raw = f.read()
+    except (OSError, EOFError, zlib.error) as err:  # truncated or damaged gzip stream
+        raise ValueError(f"{path} cannot be read ({type(err).__name__}: a truncated or corrupt gzip file); "
+                         "re-download it.") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _DTYPES:
         raise ValueError(f"{path} is not an IDX file (bad magic number); "
                          "re-download it or point the config at the original MNIST/Fashion-MNIST files.")
     dtype, ndim = np.dtype(_DTYPES[raw[2]]), raw[3]
+    if len(raw) < 4 + 4 * ndim:
+        raise ValueError(f"{path} is truncated inside its header; re-download it.")
     shape = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
     body = raw[4 + 4 * ndim:]
     expected = int(np.prod(shape)) * dtype.itemsize

@@ -1,7 +1,8 @@
 """Where raw IDX files come from, tried in a fixed order and said in the log.
 
 1. a directory the user configured: files used as they are (subsets such as a 10k MNIST work);
-   a sha256 that differs from the official one is a warning, since subsets differ by design;
+   a sha256 that differs from the official one is a warning, since subsets differ by design; a
+   configured directory without the four files is an error, never a reason to look elsewhere;
 2. the system directory of a distribution package (Debian's dataset-fashion-mnist);
 3. a verified download into a cache directory: every file's sha256 must match, else it is an error.
 """
@@ -107,7 +108,12 @@ def locate(kind: str, raw_dir: str | Path | None = None, cache_dir: str | Path =
     spec = RAW[kind]
     tried = []
     candidates = []
-    if raw_dir:
+    if raw_dir:  # a configured folder is used or refused, never silently replaced by another
+        missing = [name for name in FILES if not (Path(raw_dir) / name).is_file()]
+        if missing:
+            raise FileNotFoundError(f"{spec.name} raw_dir {raw_dir} lacks {', '.join(missing)}; fix the path "
+                                    "(`raw_dir` in the config or --raw-dir), or leave it unset to use the system "
+                                    "folder or a verified download.")
         candidates.append(("configured directory", Path(raw_dir), False))
     candidates += [("system directory", Path(d), False) for d in spec.system_dirs]
     cache = Path(cache_dir) / kind
