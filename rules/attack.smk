@@ -23,7 +23,7 @@ def parse_variant(variant):
     return parts[0], (parts[1] if len(parts) > 1 else "both"), eps
 
 
-def attack_params(w, input, output):
+def attack_params(w, input, output, threads):
     attack, objective, eps = parse_variant(w.variant)
     return notebook_args(
         {
@@ -37,6 +37,7 @@ def attack_params(w, input, output):
             "eps": eps,
             "config_files": CONFIGFILES,
             "device": config.get("device", "auto"),
+            "threads": threads,
         }
     )
 
@@ -61,6 +62,9 @@ rule attack:
         f"{R}/benchmarks/03_attack/{{dataset}}-{{model}}-{{variant}}-seed{{seed}}.tsv"
     wildcard_constraints:
         variant=r"(gan-(both|com|con)|pgd|blackbox|whitebox|embedding)(-eps[0-9.]+)?",
+    threads: TORCH_THREADS
+    resources:
+        **TORCH_RESOURCES,
     params:
         nb=attack_params,
     shell:

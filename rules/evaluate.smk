@@ -38,11 +38,15 @@ rule sensitivity_point:
         f"{R}/benchmarks/07_sensitivity/{{dataset}}-lambda{{lam}}-gamma{{gam}}-seed{{seed}}.tsv"
     params:
         model=SENSITIVITY.get("model", "ardmvc-am"),
+    threads: TORCH_THREADS
+    resources:
+        **TORCH_RESOURCES,
     shell:
-        f"({PY} -m robustmvc train --data {{input.data}} --model {{params.model}} {CONFIG_ARGS}"
+        f"({PY} -m robustmvc train --data {{input.data}} --model {{params.model}} {CONFIG_ARGS} --threads {{threads}}"
         " --set adv_weight={wildcards.lam} --set kl_weight={wildcards.gam} --seed {wildcards.seed}"
         " --out {output.checkpoint:q}"
         f" && {PY} -m robustmvc attack --data {{input.data}} --checkpoint {{output.checkpoint:q}} {CONFIG_ARGS}"
+        " --threads {threads}"
         " --attack gan --objective both --out {output.metrics:q}) > {log:q} 2>&1"
 
 

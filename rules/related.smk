@@ -42,8 +42,11 @@ rule transfer:
     params:
         args=transfer_args,
         device=config.get("device", "auto"),
+    threads: TORCH_THREADS
+    resources:
+        **TORCH_RESOURCES,
     shell:
-        f"{PY} -m robustmvc transfer --data {{input.data}} {{params.args}} --device {{params.device}}"
+        f"{PY} -m robustmvc transfer --data {{input.data}} {{params.args}} --device {{params.device}} --threads {{threads}}"
         " --out {output.table:q} > {log:q} 2>&1"
 
 
@@ -74,8 +77,11 @@ rule detect:
         generator=lambda w: f"{R}/attacks/{w.dataset}/{w.model}/{w.variant}/seed{w.seed}.pt",
         detectors=" ".join(DETECTION.get("detectors", ["iforest-h", "pca-input"])),
         device=config.get("device", "auto"),
+    threads: TORCH_THREADS
+    resources:
+        **TORCH_RESOURCES,
     shell:
-        f"{PY} -m robustmvc detect --data {{input.data}} --checkpoint {{input.checkpoint}}"
+        f"{PY} -m robustmvc detect --data {{input.data}} --checkpoint {{input.checkpoint}} --threads {{threads}}"
         " --generator {params.generator} --detectors {params.detectors} --device {params.device}"
         " --out {output:q} > {log:q} 2>&1"
 

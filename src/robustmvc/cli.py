@@ -149,6 +149,7 @@ def parser() -> argparse.ArgumentParser:
                    help="override one setting of the model or its training (e.g. --set adv_weight=10)")
     t.add_argument("--metrics", help="also write the clean eval metrics JSON here")
     t.add_argument("--device", help="auto, cpu or cuda (default: config's, else auto)")
+    t.add_argument("--threads", type=int, help="torch threads (default: torch's, all cores)")
     t.set_defaults(func=_train)
 
     e = sub.add_parser("evaluate", help="clean ACC/NMI/ARI of a checkpoint on the eval half")
@@ -156,6 +157,7 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--checkpoint", required=True)
     e.add_argument("--out", required=True, help="metrics .json")
     e.add_argument("--device")
+    e.add_argument("--threads", type=int, help="torch threads (default: torch's, all cores)")
     e.set_defaults(func=_evaluate)
 
     r = sub.add_parser("report", help="write the reports' index pages from results on disk")
@@ -183,6 +185,7 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--generator-out", help="save the trained generators (perturbation network) here (.pt)")
     a.add_argument("--examples-out", help="figure of adversarial examples (.png/.pdf)")
     a.add_argument("--device", help="auto, cpu or cuda (default auto)")
+    a.add_argument("--threads", type=int, help="torch threads (default: torch's, all cores)")
     a.set_defaults(func=_attack)
 
     x = sub.add_parser("transfer", help="apply generators trained against surrogates to target models")
@@ -193,6 +196,7 @@ def parser() -> argparse.ArgumentParser:
                    help="a target model; repeat")
     x.add_argument("--out", required=True, help="table .csv: one row per (surrogate, target)")
     x.add_argument("--device")
+    x.add_argument("--threads", type=int, help="torch threads (default: torch's, all cores)")
     x.set_defaults(func=_transfer)
 
     n = sub.add_parser("detect", help="AUC of anomaly detectors at telling clean from attacked samples")
@@ -203,6 +207,7 @@ def parser() -> argparse.ArgumentParser:
                    choices=["iforest-h", "pca-input"])
     n.add_argument("--out", required=True, help="results .json")
     n.add_argument("--device")
+    n.add_argument("--threads", type=int, help="torch threads (default: torch's, all cores)")
     n.set_defaults(func=_detect)
 
     m = sub.add_parser("models", help="list the registered model names")
@@ -215,6 +220,9 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
+        from robustmvc.device import set_threads
+
+        set_threads(getattr(args, "threads", None))
         args.func(args)
     except (FileNotFoundError, ValueError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
