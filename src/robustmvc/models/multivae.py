@@ -87,9 +87,10 @@ class MultiVAE(nn.Module):
             extra.update({f"mean{v}": m, f"logvar{v}": lv, f"recon{v}": torch.sigmoid(lg), f"recon_logits{v}": lg})
         return ModelOutput(z=zs, h=torch.cat([code, *zs], dim=1), probs=alpha, extra=extra)
 
-    def capacities(self) -> tuple[float, float]:
-        """(continuous, discrete) capacities at the current iteration: linear from 0, then constant."""
-        frac = min(float(self.iteration) / self.capacity_iterations, 1.0)
+    def capacities(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(continuous, discrete) capacities at the current iteration: linear from 0, then constant.
+        0-d tensors computed where the clock lives: reading them is no host-device sync per step."""
+        frac = (self.iteration.float() / self.capacity_iterations).clamp(max=1.0)
         return frac * self.cont_capacity, frac * math.log(self.n_clusters)
 
     def loss(self, views, out: ModelOutput) -> dict[str, torch.Tensor]:
