@@ -3,6 +3,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORES ?= all
+# make benchmark: encoder width and torch threads
+WIDTH ?= 64
+THREADS ?= 2
 # The CPU wheel on machines that have it; on a GPU machine pip resolves the CUDA build of the same version.
 TORCH ?= torch==2.13.0
 
@@ -29,9 +32,8 @@ cpu-scale: setup  ## the paper's experiment shrunk to 2 CPU cores (config/cpu-sc
 test: setup  ## the test suite (what CI runs)
 	PATH=$(CURDIR)/$(BIN):$$PATH python -m pytest -q
 
-benchmark: setup  ## training throughput of CoMVC and AR-DMVC on this machine's device
-	$(BIN)/python benchmarks/train_throughput.py --model comvc
-	$(BIN)/python benchmarks/train_throughput.py --model ardmvc
+benchmark: setup  ## our trainer vs a public-code-style loop: CoMVC and AR-DMVC-AM, samples/s and ratios
+	$(BIN)/python benchmarks/side_by_side.py --width $(WIDTH) --threads $(THREADS)
 
 clean:
 	rm -rf results reports/demo reports/index.html .snakemake

@@ -48,6 +48,26 @@ wildcard_constraints:
 CONFIGFILES = [os.path.relpath(f) for f in (workflow.overwrite_configfiles or ["config/config.yaml"])]
 
 
+# What every torch job (training, attack, sensitivity_point, transfer, detect) declares. `threads:` becomes
+# its torch.set_num_threads (notebook parameter `threads`, CLI --threads), so `--cores all` runs
+# cores / threads jobs at once and never oversubscribes. `gpu` is 1 when `device` resolves to cuda, else 0:
+# on a GPU machine `snakemake --cores all --resources gpu=N` runs N torch jobs at once on the GPU(s)
+# (e.g. gpu=4 shares one large GPU between four jobs); mem_mb and runtime (minutes) are for cluster profiles.
+TORCH_THREADS = int(config.get("threads", 4))
+
+
+def _uses_gpu():
+    device = config.get("device", "auto")
+    if device != "auto":
+        return int(device.startswith("cuda"))
+    import torch  # only when the config leaves the device to the machine
+
+    return int(torch.cuda.is_available())
+
+
+TORCH_RESOURCES = {"gpu": _uses_gpu(), **(config.get("job_resources") or {"mem_mb": 16000, "runtime": 240})}
+
+
 def notebook_args(params):
     """Notebook parameters as one shell-quoted JSON argument for papermill's -y."""
     return shlex.quote(json.dumps(params))

@@ -34,7 +34,7 @@ def parse_variant(variant):
     return parts[0], (parts[1] if len(parts) > 1 else "both"), eps
 
 
-def attack_params(w, input, output):
+def attack_params(w, input, output, threads):
     attack, objective, eps = parse_variant(w.variant)
     return notebook_args(
         {
@@ -49,6 +49,7 @@ def attack_params(w, input, output):
             "protocol": w.protocol,
             "config_files": CONFIGFILES,
             "device": config.get("device", "auto"),
+            "threads": threads,
         }
     )
 
@@ -74,6 +75,9 @@ rule attack:
     wildcard_constraints:
         variant=r"(gan-(both|com|con)|pgd|blackbox|whitebox|embedding)(-eps[0-9.]+)?",
         protocol="paper|strict",
+    threads: TORCH_THREADS
+    resources:
+        **TORCH_RESOURCES,
     params:
         nb=attack_params,
     shell:

@@ -44,12 +44,16 @@ rule sensitivity_point:
     params:
         model=SENSITIVITY.get("model", "ardmvc-am"),
         protocol=SENSITIVITY.get("protocol", "paper"),
+    threads: TORCH_THREADS
+    resources:
+        **TORCH_RESOURCES,
     shell:
-        f"({PY} -m robustmvc train --data {{input.data:q}} --model {{params.model}} {CONFIG_ARGS}"
+        f"({PY} -m robustmvc train --data {{input.data:q}} --model {{params.model}} {CONFIG_ARGS} --threads {{threads}}"
         " --set adv_weight={wildcards.lam} --set kl_weight={wildcards.gam} --set kl_direction={wildcards.kl}"
         " --seed {wildcards.seed} --out {output.checkpoint:q}"
         f" && {PY} -m robustmvc attack --data {{input.data:q}} --checkpoint {{output.checkpoint:q}} {CONFIG_ARGS}"
-        " --attack gan --objective both --protocol {params.protocol} --out {output.metrics:q}) > {log:q} 2>&1"
+        " --threads {threads} --attack gan --objective both --protocol {params.protocol} --out {output.metrics:q})"
+        " > {log:q} 2>&1"
 
 
 rule evaluate:

@@ -50,8 +50,11 @@ rule transfer:
     params:
         args=transfer_args,
         device=config.get("device", "auto"),
+    threads: TORCH_THREADS
+    resources:
+        **TORCH_RESOURCES,
     shell:
-        f"{PY} -m robustmvc transfer --data {{input.data:q}} {{params.args}} --device {{params.device}}"
+        f"{PY} -m robustmvc transfer --data {{input.data:q}} {{params.args}} --device {{params.device}} --threads {{threads}}"
         f" --protocol {RELATED_PROTOCOL} --out {{output.table:q}} > {{log:q}} 2>&1"
 
 
@@ -83,8 +86,11 @@ rule detect:
         generator=lambda w: f"{R}/attacks/{w.dataset}/{w.model}/{w.variant}/{w.protocol}/seed{w.seed}.pt",
         detectors=" ".join(DETECTION.get("detectors", ["iforest-h", "pca-input"])),
         device=config.get("device", "auto"),
+    threads: TORCH_THREADS
+    resources:
+        **TORCH_RESOURCES,
     shell:
-        f"{PY} -m robustmvc detect --data {{input.data:q}} --checkpoint {{input.checkpoint:q}}"
+        f"{PY} -m robustmvc detect --data {{input.data:q}} --checkpoint {{input.checkpoint:q}} --threads {{threads}}"
         " --generator {params.generator:q} --detectors {params.detectors} --device {params.device}"
         " --out {output:q} > {log:q} 2>&1"
 

@@ -6,7 +6,7 @@ DEFENDED = {"ardmvc": "04_train_ardmvc", "ardmvc-am": "05_attack_mitigator", "al
 BASELINES = [m for m in MODELS if m not in DEFENDED]
 
 
-def train_params(w, input, output):
+def train_params(w, input, output, threads):
     return notebook_args(
         {
             "data": input.data,
@@ -16,6 +16,7 @@ def train_params(w, input, output):
             "metrics": output.metrics,
             "config_files": CONFIGFILES,
             "device": config.get("device", "auto"),
+            "threads": threads,
         }
     )
 
@@ -38,6 +39,9 @@ rule train:
         f"{R}/benchmarks/02_train/{{dataset}}-{{model}}-seed{{seed}}.tsv"
     wildcard_constraints:
         model="|".join(BASELINES) or "^$",
+    threads: TORCH_THREADS
+    resources:
+        **TORCH_RESOURCES,
     params:
         nb=train_params,
         notebook="notebooks/02_train.ipynb",

@@ -194,6 +194,7 @@ def parser() -> argparse.ArgumentParser:
                    help="override one setting of the model or its training (e.g. --set adv_weight=10)")
     t.add_argument("--metrics", help="also write the clean eval metrics JSON here")
     t.add_argument("--device", help="auto, cpu or cuda (default: config's, else auto)")
+    t.add_argument("--threads", type=int, help="torch threads (default: torch's, all cores)")
     t.set_defaults(func=_train)
 
     e = sub.add_parser("evaluate", help="clean ACC/NMI/ARI of a checkpoint on the eval half")
@@ -201,6 +202,7 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--checkpoint", required=True)
     e.add_argument("--out", required=True, help="metrics .json")
     e.add_argument("--device")
+    e.add_argument("--threads", type=int, help="torch threads (default: torch's, all cores)")
     e.set_defaults(func=_evaluate)
 
     r = sub.add_parser("report", help="write the reports' index pages from results on disk")
@@ -229,6 +231,7 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--generator-out", help="save the trained generators (perturbation network) here (.pt)")
     a.add_argument("--examples-out", help="figure of adversarial examples (.png/.pdf)")
     a.add_argument("--device", help="auto, cpu or cuda (default auto)")
+    a.add_argument("--threads", type=int, help="torch threads (default: torch's, all cores)")
     a.set_defaults(func=_attack)
 
     x = sub.add_parser("transfer", help="apply generators trained against surrogates to target models")
@@ -241,6 +244,7 @@ def parser() -> argparse.ArgumentParser:
                    help="the protocol the generators were fitted under; the targets are scored under it too")
     x.add_argument("--out", required=True, help="table .csv: one row per (surrogate, target)")
     x.add_argument("--device")
+    x.add_argument("--threads", type=int, help="torch threads (default: torch's, all cores)")
     x.set_defaults(func=_transfer)
 
     n = sub.add_parser("detect", help="AUC of anomaly detectors at telling clean from attacked samples")
@@ -251,6 +255,7 @@ def parser() -> argparse.ArgumentParser:
                    choices=["iforest-h", "pca-input"])
     n.add_argument("--out", required=True, help="results .json")
     n.add_argument("--device")
+    n.add_argument("--threads", type=int, help="torch threads (default: torch's, all cores)")
     n.set_defaults(func=_detect)
 
     m = sub.add_parser("models", help="list the registered model names")
@@ -268,6 +273,9 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
+        from robustmvc.device import set_threads
+
+        set_threads(getattr(args, "threads", None))
         args.func(args)
     except (OSError, ValueError, RuntimeError, ArithmeticError) as err:
         if args.verbose:

@@ -22,6 +22,7 @@ import torch
 from tqdm import tqdm
 
 from robustmvc import models
+from robustmvc.device import resolve_device, resolve_precision, set_precision
 from robustmvc.files import load_module_file, save_module
 
 log = logging.getLogger(__name__)
@@ -31,18 +32,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise RuntimeError("the config asks for device 'cuda' but no GPU is visible; set `device: auto` or `cpu`")
-        torch.backends.cuda.matmul.allow_tf32 = True  # TF32 matmuls/convs: safe for these losses, much faster
-        torch.backends.cudnn.allow_tf32 = True
-        torch.backends.cudnn.benchmark = True
-    return torch.device(device)
 
 
 def to_tensors(views, device) -> list[torch.Tensor]:
@@ -65,12 +54,25 @@ def _default_step(model, views, optimizers, phase, loss_fn):
 
 
 def train(model: torch.nn.Module, views, cfg: dict, *, name: str = "model", loss_fn=None,
-          device: torch.device | None = None, progress: bool = True) -> list[dict]:
-    """Train in place; returns the history: per epoch, the mean of each loss term and the seconds."""
+          device: torch.device | None = None, progress: bool = True, precision: str = "fp32") -> list[dict]:
+    """Train in place; returns the history: per epoch, the mean of each loss term and the seconds.
+
+    `precision` (fp32, bf16 or auto; `device.set_precision`) is that of the conv stacks while training;
+    the model is left in fp32. The loss terms stay on the device during an epoch and are read once at
+    its end (one host-device sync per epoch, not one per term per batch), so a non-finite term stops
+    training at the end of the epoch it appeared in.
+    """
     device = device or next(model.parameters()).device
     seed_everything(int(cfg.get("seed", 0)))
     model.to(device).train()
-    views = to_tensors(views, device)
+    set_precision(model, resolve_precision(precision, device))
+    try:
+        return _epochs(model, to_tensors(views, device), cfg, name, loss_fn, device, progress)
+    finally:
+        set_precision(model, "fp32")
+
+
+def _epochs(model, views, cfg, name, loss_fn, device, progress) -> list[dict]:
     n, bs = len(views[0]), int(cfg["batch_size"])
     if n < 2 * bs and n < 4:
         raise ValueError(f"{n} training samples is too few for batch size {bs}")
@@ -85,7 +87,7 @@ def train(model: torch.nn.Module, views, cfg: dict, *, name: str = "model", loss
         phase = "pretrain" if epoch < pre else "main"
         if hasattr(model, "start_epoch"):
             model.start_epoch(epoch, phase, views)
-        start, sums, batches = time.perf_counter(), {}, 0
+        start, sums, first_bad, batches = time.perf_counter(), {}, {}, 0
         order = torch.randperm(n, generator=gen).to(device)
         # drop the last incomplete batch (as the reference code does): DDC needs n >= 2 per batch
         for i in range(0, n - bs + 1 if n >= bs else 1, bs):
@@ -96,13 +98,20 @@ def train(model: torch.nn.Module, views, cfg: dict, *, name: str = "model", loss
             else:
                 terms = _default_step(model, batch, optimizers, phase, loss_fn)
             for key, value in terms.items():
-                value = float(value.detach()) if torch.is_tensor(value) else float(value)
-                if not math.isfinite(value):
-                    raise FloatingPointError(f"model {name}: loss term {key!r} became {value} at epoch "
-                                             f"{epoch + 1} ({phase}); lower the learning rate or check the data")
-                sums[key] = sums.get(key, 0.0) + value
+                value = value.detach().float() if torch.is_tensor(value) else torch.tensor(float(value), device=device)
+                # the first batch where the term was not finite (inf while it stayed finite), kept on the device
+                bad = torch.where(torch.isfinite(value), math.inf, float(batches))
+                sums[key], first_bad[key] = ((sums[key] + value, torch.minimum(first_bad[key], bad)) if key in sums
+                                             else (value, bad))
             batches += 1
-        record = {k: v / batches for k, v in sums.items()}
+        means, firsts = torch.stack([torch.stack(list(sums.values())), torch.stack(list(first_bad.values()))]
+                                    ).cpu().tolist()  # the epoch's one host-device sync
+        record = {k: v / batches for k, v in zip(sums, means)}
+        if not all(math.isfinite(v) for v in means):
+            # name the term that went first: once the weights are NaN every term follows
+            key = list(sums)[firsts.index(min(firsts))]
+            raise FloatingPointError(f"model {name}: loss term {key!r} became {record[key]} at epoch "
+                                     f"{epoch + 1} ({phase}); lower the learning rate or check the data")
         record.update(total=sum(record.values()), epoch=epoch + 1, phase=phase,
                       seconds=time.perf_counter() - start)
         history.append(record)
@@ -145,6 +154,7 @@ def train_run(data_path: str | Path, model_name: str, seed: int, checkpoint: str
               epochs: int | None = None, overrides: dict | None = None, progress: bool = True) -> dict:
     """One training run as the workflow does it: resolve settings for (model, dataset), train on the
     train half, save the checkpoint, score the eval half (and write the metrics JSON if asked).
+    The config's `precision` (default fp32) and `deterministic` (default false) apply.
 
     `overrides` replace single resolved values (training keys go to training, the rest to the model).
     Returns a dict with the model, its settings, history, seconds and clean scores.
@@ -162,20 +172,24 @@ def train_run(data_path: str | Path, model_name: str, seed: int, checkpoint: str
     if epochs is not None:
         tcfg["epochs"] = epochs
     tcfg["seed"] = seed
-    dev = resolve_device(device)
+    cfg = cfg or {}
+    dev = resolve_device(device, bool(cfg.get("deterministic", False)))
+    precision = resolve_precision(cfg.get("precision", "fp32"), dev)
     seed_everything(seed)
     model = models.build(model_name, ds.view_shapes, ds.n_clusters, **settings).to(dev)
     start = time.perf_counter()
-    history = train(model, ds.part("train")[0], tcfg, name=model_name, device=dev, progress=progress)
+    history = train(model, ds.part("train")[0], tcfg, name=model_name, device=dev, progress=progress,
+                    precision=precision)
     seconds = time.perf_counter() - start
     save_checkpoint(checkpoint, model, {
         "model": model_name, "settings": settings, "train": tcfg, "view_shapes": ds.view_shapes,
         "n_clusters": ds.n_clusters, "dataset": dataset, "seed": seed, "history": history,
-        "train_seconds": seconds, "device": str(dev)})
+        "train_seconds": seconds, "device": str(dev), "precision": precision})
     scores = evaluate(model, *ds.part("eval"), device=dev)
     if metrics:
         write_json(metrics, {"dataset": dataset, "model": model_name, "seed": seed, "n_eval": int(len(ds.eval_idx)),
-                             "train_seconds": seconds, "settings": settings, "train": tcfg, "clean": scores})
+                             "train_seconds": seconds, "precision": precision, "settings": settings, "train": tcfg,
+                             "clean": scores})
     return {"model": model, "dataset": dataset, "settings": settings, "train": tcfg, "history": history,
             "seconds": seconds, "samples_per_second": len(ds.train_idx) * len(history) / seconds,
             "device": dev, "clean": scores}

@@ -25,6 +25,7 @@ from torch import nn
 from tqdm import tqdm
 
 from robustmvc.attacks import gan
+from robustmvc.device import precision_of, resolve_precision
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,8 @@ DEFAULTS: dict = {
     "gradient": "nes",          # nes: dA/dx~ from queries only (black-box); exact: autograd (white-box twin)
     "nes_samples": 10,          # antithetic direction pairs per estimate: 2 * nes_samples queries per sample per step
     "nes_sigma": 0.01,          # NES probe radius in pixel units ([0, 1] images); 0.005-0.05 did alike on the demo
+    "query_chunk": 1000,        # probes per oracle forward (2 * nes_samples * batch_size in all per step): bounds
+                                # the memory of one forward; under the paper protocol (batch statistics) they are per chunk
     "residual_blocks": 4,       # residual blocks at the generator bottleneck (AdvGAN-style generator)
     "init_std": None,           # None: PyTorch's init; the AR-DMVC N(0, 1) init saturates tanh from step one
     "protocol": "paper",        # gan.PROTOCOLS: the target's BatchNorm mode, and the samples fitted and scored
@@ -60,6 +63,8 @@ def check_settings(settings: dict) -> dict:
     if s["gradient"] not in GRADIENTS:
         raise ValueError(f"gradient {s['gradient']!r} is not one of {', '.join(GRADIENTS)}")
     gan.check_common(s)
+    if int(s["query_chunk"]) < 1:
+        raise ValueError(f"query_chunk must be >= 1 probe per forward, got {s['query_chunk']}")
     if int(s["nes_samples"]) < 1 or not float(s["nes_sigma"]) > 0:
         raise ValueError(f"NES needs nes_samples >= 1 and nes_sigma > 0, got {s['nes_samples']}, {s['nes_sigma']}")
     if int(s["residual_blocks"]) < 0:
@@ -89,20 +94,24 @@ def sample_distances(clean_probs: torch.Tensor, probs: torch.Tensor) -> torch.Te
 
 
 def nes_gradient(oracle, clean_probs: torch.Tensor, adv: list[torch.Tensor], samples: int, sigma: float,
-                 generator: torch.Generator | None = None) -> tuple[list[torch.Tensor], torch.Tensor]:
+                 generator: torch.Generator | None = None, chunk: int | None = None
+                 ) -> tuple[list[torch.Tensor], torch.Tensor]:
     """Antithetic NES estimate of d a_i / d x~_i for every sample i (a_i = `sample_distances`), and
     a_i itself estimated as the mean over the probes (no extra queries).
 
     The directions u_k ~ N(0, I) span all views jointly, so the estimate sees how the views interact
-    in f. All 2K probes of the batch go to the oracle in one call (2 * samples * B queries): one
-    large forward is much cheaper than 2K small ones.
+    in f. The 2K probes of the batch (2 * samples * B queries) go to the oracle in forwards of `chunk`
+    probes (None: one forward): a few large forwards are much cheaper than 2K small ones, and the chunk
+    bounds the memory of each.
     """
     adv = [x.detach() for x in adv]  # the probes need no graph: the oracle detaches them anyway
     n = len(adv[0])
     noise = [torch.randn((samples, *x.shape), generator=generator, device=x.device, dtype=x.dtype) for x in adv]
     probes = [torch.cat([(x + sigma * u).clamp(0, 1), (x - sigma * u).clamp(0, 1)]).flatten(0, 1)
               for x, u in zip(adv, noise)]
-    probs = oracle(probes).view(2, samples, n, -1)
+    step = len(probes[0]) if chunk is None else int(chunk)
+    probs = torch.cat([oracle([p[i:i + step] for p in probes])
+                       for i in range(0, len(probes[0]), step)]).view(2, samples, n, -1)
     plus, minus = sample_distances(clean_probs, probs[0]), sample_distances(clean_probs, probs[1])  # (K, B)
     weight = (plus - minus) / (2 * sigma * samples)
     grads = [torch.einsum("kb,kb...->b...", weight, u) for u in noise]
@@ -110,13 +119,14 @@ def nes_gradient(oracle, clean_probs: torch.Tensor, adv: list[torch.Tensor], sam
 
 
 def fit(model: nn.Module, views: list[torch.Tensor], settings: dict, *, progress: bool = True,
-        name: str = "blackbox") -> tuple[gan.Perturber, list[dict], int | None]:
+        name: str = "blackbox", precision: str = "fp32") -> tuple[gan.Perturber, list[dict], int | None]:
     """Train the generators (and discriminators) against `model` on `views` (tensors on the model's
     device). Returns (generators, per-epoch history, queries).
 
     `queries` counts the multi-view samples submitted to the oracle: the clean assignments once
     (n) plus 2 * nes_samples per sample per step. With gradient="exact" it is None: the white-box
-    twin reads the target directly, so a query count would compare unlike things.
+    twin reads the target directly, so a query count would compare unlike things. `precision` is that
+    of the conv stacks of target, generators and discriminators while fitting (as `gan.fit`).
     """
     s = check_settings(settings)
     if len(views[0]) < 2:
@@ -132,8 +142,10 @@ def fit(model: nn.Module, views: list[torch.Tensor], settings: dict, *, progress
     oracle = QueryOracle(model, gan.batchnorm_of(s))
     # saturated tanh backward makes denormal floats: ~2x slower on CPU (as gan.fit)
     flush = torch.set_flush_denormal(True)
+    precision = resolve_precision(precision, device)
     try:
-        history = _fit(model, oracle, views, s, perturber, critics, opt_g, opt_d, progress, name)
+        with precision_of(model, precision), precision_of(perturber, precision), precision_of(critics, precision):
+            history = _fit(model, oracle, views, s, perturber, critics, opt_g, opt_d, progress, name)
     finally:
         if flush:
             torch.set_flush_denormal(False)
@@ -159,9 +171,9 @@ def _fit(model, oracle, views, s, perturber, critics, opt_g, opt_d, progress, na
             terms = _step(model, oracle, perturber, critics, opt_g, opt_d, [v[idx] for v in views],
                           clean[idx], s, noise_gen)
             for key, value in terms.items():
-                sums[key] = sums.get(key, 0.0) + value
+                sums[key] = sums[key] + value if key in sums else value
             batches += 1
-        record = {k: v / batches for k, v in sums.items()}
+        record = gan.epoch_means(sums, batches)
         record.update(epoch=epoch + 1, seconds=time.perf_counter() - start,
                       queries=oracle.queries if s["gradient"] == "nes" else None)
         for key, value in record.items():
@@ -176,7 +188,7 @@ def _fit(model, oracle, views, s, perturber, critics, opt_g, opt_d, progress, na
     return history
 
 
-def _step(model, oracle, perturber, critics, opt_g, opt_d, views, clean, s, noise_gen) -> dict[str, float]:
+def _step(model, oracle, perturber, critics, opt_g, opt_d, views, clean, s, noise_gen) -> dict[str, torch.Tensor]:
     adv, deltas = perturber(views)
     # discriminators: real views -> 1, adversarial views (detached) -> 0
     d_loss = (gan.lsgan([d(x) for d, x in zip(critics, views)], 1.0)
@@ -190,7 +202,8 @@ def _step(model, oracle, perturber, critics, opt_g, opt_d, views, clean, s, nois
             adv_term = sample_distances(clean, model(adv).probs).mean()
         surrogate = adv_term
     else:
-        grads, distances = nes_gradient(oracle, clean, adv, int(s["nes_samples"]), float(s["nes_sigma"]), noise_gen)
+        grads, distances = nes_gradient(oracle, clean, adv, int(s["nes_samples"]), float(s["nes_sigma"]), noise_gen,
+                                        int(s["query_chunk"]))
         adv_term = distances.mean()
         # d(surrogate)/d(x~_i) = g_i / B = the estimated dA/dx~_i: the generators get the NES gradient
         surrogate = sum((g * a).flatten(1).sum(dim=1) for g, a in zip(grads, adv)).mean()
@@ -200,6 +213,6 @@ def _step(model, oracle, perturber, critics, opt_g, opt_d, views, clean, s, nois
     opt_g.zero_grad(set_to_none=True)
     g_loss.backward()
     opt_g.step()
-    g_total = s["perturb_weight"] * pert.item() + s["gan_weight"] * gan_term.item() - s["beta"] * adv_term.item()
-    return {"g_total": g_total, "d_total": d_loss.item(), "perturbation": pert.item(), "g_gan": gan_term.item(),
-            "adv": adv_term.item()}
+    g_total = s["perturb_weight"] * pert + s["gan_weight"] * gan_term - s["beta"] * adv_term
+    terms = {"g_total": g_total, "d_total": d_loss, "perturbation": pert, "g_gan": gan_term, "adv": adv_term}
+    return {k: v.detach().float() for k, v in terms.items()}

@@ -22,6 +22,7 @@ from torch import nn
 from tqdm import tqdm
 
 from robustmvc.attacks.gan import batchnorm_of, check_common, frozen_target
+from robustmvc.device import precision_of, resolve_precision
 from robustmvc.models.losses import kl_term
 from robustmvc.files import load_module_file, save_module
 from robustmvc.models.blocks import batched_forward
@@ -103,18 +104,20 @@ def embeddings(model: nn.Module, views: list[torch.Tensor], batchnorm: str = "ev
 
 
 def fit(model: nn.Module, views: list[torch.Tensor], settings: dict, progress: bool = True,
-        name: str = "embedding attack") -> tuple[EmbeddingPerturber, list[dict]]:
+        name: str = "embedding attack", precision: str = "fp32") -> tuple[EmbeddingPerturber, list[dict]]:
     """Train a perturber against the frozen `model` on `views` (tensors on the model's device).
 
     The clean h and p(a|h) never change while the perturber learns, so they are computed once; each
     step then costs one pass through the clustering layer. Returns the perturber (eval mode) and the
-    per-epoch history (mean KL reached, seconds).
+    per-epoch history (mean KL reached, seconds). `precision` is that of the target's conv stacks while
+    the clean h is computed; the perturber and the clustering layer are linear and stay fp32.
     """
     s = check_settings(settings)
     head = embedding_head(model)
     bs = int(s["batch_size"])
     batchnorm = batchnorm_of(s)
-    h = embeddings(model, views, batchnorm, bs)
+    with precision_of(model, resolve_precision(precision, views[0].device)):
+        h = embeddings(model, views, batchnorm, bs)
     torch.manual_seed(int(s["seed"]))
     perturber = EmbeddingPerturber(h.shape[1], s["bound"], int(s["hidden"])).to(h.device)
     opt = torch.optim.Adam(perturber.parameters(), lr=s["lr"])
@@ -124,7 +127,7 @@ def fit(model: nn.Module, views: list[torch.Tensor], settings: dict, progress: b
         p_clean = head(h)
         bar = tqdm(range(int(s["epochs"])), desc=name, disable=not progress, leave=False)
         for epoch in bar:
-            start, total, batches = time.perf_counter(), 0.0, 0
+            start, total, batches = time.perf_counter(), torch.zeros((), device=h.device), 0
             order = torch.randperm(len(h), generator=gen).to(h.device)
             for i in range(0, len(h), bs):
                 idx = order[i:i + bs]
@@ -132,8 +135,9 @@ def fit(model: nn.Module, views: list[torch.Tensor], settings: dict, progress: b
                 opt.zero_grad(set_to_none=True)
                 (-kl).backward()
                 opt.step()
-                total, batches = total + kl.item(), batches + 1
-            record = {"kl": total / batches, "epoch": epoch + 1, "seconds": time.perf_counter() - start}
+                total, batches = total + kl.detach(), batches + 1
+            kl_mean = float(total) / batches  # the epoch's one host-device sync
+            record = {"kl": kl_mean, "epoch": epoch + 1, "seconds": time.perf_counter() - start}
             if not np.isfinite(record["kl"]):
                 raise FloatingPointError(f"embedding attack KL became {record['kl']} at epoch {epoch + 1}; "
                                          "lower the attack's lr")

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from robustmvc.device import precision_of, resolve_precision
 from robustmvc.files import load_module_file, save_module
 from robustmvc.models.blocks import ModelOutput, batched_forward
 
@@ -388,11 +389,13 @@ def predict(model: nn.Module, views: list[torch.Tensor], batch_size: int | None 
 
 
 def fit(model: nn.Module, views: list[torch.Tensor], settings: dict, *, progress: bool = True,
-        score_views: list[torch.Tensor] | None = None, score_labels=None, name: str = "attack"
-        ) -> tuple[Perturber, list[dict]]:
+        score_views: list[torch.Tensor] | None = None, score_labels=None, name: str = "attack",
+        precision: str = "fp32") -> tuple[Perturber, list[dict]]:
     """Train the generators (and discriminators) against the frozen `model` on `views` (tensors on
     the model's device). Returns the generators and the per-epoch history (mean loss terms,
-    seconds; attacked scores on `score_views` every `eval_every` epochs when given)."""
+    seconds; attacked scores on `score_views` every `eval_every` epochs when given).
+    `precision` is that of the conv stacks of the target, generators and discriminators while fitting
+    (`device.set_precision`); all three are back in fp32 afterwards."""
     s = check_settings(settings)
     device = views[0].device
     torch.manual_seed(int(s["seed"]))
@@ -407,8 +410,11 @@ def fit(model: nn.Module, views: list[torch.Tensor], settings: dict, *, progress
     gen = torch.Generator(device="cpu").manual_seed(int(s["seed"]))
     # the reference init saturates tanh, whose backward then makes denormal floats: ~2x slower on CPU
     flush = torch.set_flush_denormal(True)
+    precision = resolve_precision(precision, device)
     try:
-        return _fit(model, views, s, perturber, critics, opt_g, opt_d, gen, progress, score_views, score_labels, name)
+        with precision_of(model, precision), precision_of(perturber, precision), precision_of(critics, precision):
+            return _fit(model, views, s, perturber, critics, opt_g, opt_d, gen, progress, score_views, score_labels,
+                        name)
     finally:
         if flush:
             torch.set_flush_denormal(False)
@@ -440,9 +446,9 @@ def _fit(model, views, s, perturber, critics, opt_g, opt_d, gen, progress, score
                                                                  probs=cached.probs[idx])
                 terms = _step(model, perturber, critics, opt_g, opt_d, [v[idx] for v in views], s, clean)
                 for key, value in terms.items():
-                    sums[key] = sums.get(key, 0.0) + value
+                    sums[key] = sums[key] + value if key in sums else value
                 batches += 1
-            record = {k: v / batches for k, v in sums.items()}
+            record = epoch_means(sums, batches)
             record.update(epoch=epoch + 1, lr=lr, seconds=time.perf_counter() - start)
             for key, value in record.items():
                 if isinstance(value, float) and not np.isfinite(value):
@@ -481,7 +487,11 @@ def _step(model, perturber, critics, opt_g, opt_d, views, s, out_clean=None) -> 
     opt_g.zero_grad(set_to_none=True)
     g_loss.backward()
     opt_g.step()
-    terms = {"g_total": g_loss.item(), "d_total": d_loss.item(), "perturbation": pert.item(), "g_gan": gan.item()}
-    terms.update({k: v.item() for k, v in adv_terms.items()})
-    return terms
+    terms = {"g_total": g_loss, "d_total": d_loss, "perturbation": pert, "g_gan": gan, **adv_terms}
+    return {k: v.detach().float() for k, v in terms.items()}
+
+
+def epoch_means(sums: dict[str, torch.Tensor], batches: int) -> dict[str, float]:
+    """Per-epoch means of loss terms summed on the device: one host-device sync per epoch, not per step."""
+    return dict(zip(sums, torch.stack(list(sums.values())).cpu().div(batches).tolist()))
 

@@ -13,6 +13,7 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
+from robustmvc.device import precision_of, resolve_precision
 from robustmvc.models.blocks import evaluating
 
 # Settings of PGD as an evaluation attack (the run's `settings`); eps is per dataset.
@@ -55,8 +56,9 @@ def pgd(model: nn.Module, views: Sequence[torch.Tensor], objective: Objective, e
     upper = [(x + eps).clamp(0.0, 1.0) for x in clean]
     adv = [x.clone() for x in clean]
     if random_start:
+        generator = on_device(generator, clean[0].device)
         for v in attacked:
-            noise = torch.rand(clean[v].shape, generator=generator, device="cpu").to(clean[v].device)
+            noise = torch.rand(clean[v].shape, generator=generator, device=clean[v].device, dtype=clean[v].dtype)
             adv[v] = torch.minimum(torch.maximum(clean[v] + (2 * noise - 1) * eps, lower[v]), upper[v])
     with (contextlib.nullcontext() if keep_mode else evaluating(model)), torch.enable_grad():
         for _ in range(int(steps)):
@@ -71,6 +73,21 @@ def pgd(model: nn.Module, views: Sequence[torch.Tensor], objective: Objective, e
                         continue
                     adv[v] = torch.minimum(torch.maximum(adv[v] + step * g.sign(), lower[v]), upper[v])
     return [a.detach() for a in adv]
+
+
+def on_device(generator: torch.Generator | None, device: torch.device) -> torch.Generator | None:
+    """`generator` when it draws on `device`, else a generator on `device` seeded by one draw from it.
+
+    The random start is then drawn where the views are: no host-to-device copy per PGD call, and the
+    draw from the given generator keeps runs with the same seed the same on one device. On the CPU
+    (generator and views both there) the numbers are those of `generator` itself.
+    """
+    if generator is None or generator.device.type == device.type:
+        return generator
+    if device.type == "meta":  # shapes without data (the stand-in device of the tests): nothing to draw
+        return None
+    seed = int(torch.randint(0, 2**63 - 1, (1,), generator=generator, device=generator.device))
+    return torch.Generator(device=device).manual_seed(seed)
 
 
 def probs_kl(model: nn.Module, clean: list[torch.Tensor], adv: list[torch.Tensor]) -> torch.Tensor:
@@ -99,9 +116,11 @@ def default_step(eps: float, steps: int) -> float:
 @torch.no_grad()
 def pgd_set(model: nn.Module, views: list[torch.Tensor], objective: Objective, eps: float, step: float,
             steps: int, batch_size: int = 100, random_start: bool = True,
-            views_to_attack: Sequence[int] | None = None, seed: int = 0) -> list[torch.Tensor]:
-    """PGD over a whole set, batch by batch (seeded random starts)."""
+            views_to_attack: Sequence[int] | None = None, seed: int = 0, precision: str = "fp32") -> list[torch.Tensor]:
+    """PGD over a whole set, batch by batch (seeded random starts), with the model's conv stacks in
+    `precision` during the search (`device.set_precision`; fp32 again afterwards)."""
     gen = torch.Generator(device="cpu").manual_seed(int(seed))
-    out = [pgd(model, [v[i:i + batch_size] for v in views], objective, eps, step, steps,
-               random_start, views_to_attack, gen) for i in range(0, len(views[0]), batch_size)]
+    with precision_of(model, resolve_precision(precision, views[0].device)):
+        out = [pgd(model, [v[i:i + batch_size] for v in views], objective, eps, step, steps,
+                   random_start, views_to_attack, gen) for i in range(0, len(views[0]), batch_size)]
     return [torch.cat([o[v] for o in out]) for v in range(len(views))]

@@ -145,11 +145,12 @@ SETTINGS = {"gan": (gan.DEFAULTS, "attack", gan.check_settings), "pgd": (pgd.DEF
 
 
 def run(model: torch.nn.Module, views, labels, settings: dict, attack: str = "gan",
-        device: torch.device | None = None, progress: bool = True) -> AttackResult:
+        device: torch.device | None = None, progress: bool = True, precision: str = "fp32") -> AttackResult:
     """Attack `model` on the evaluation samples `views` (numpy arrays or tensors) with `labels`.
 
     `settings` must be complete (see `resolve_settings`). The model is moved to `device` (default:
-    where it is) and left unchanged.
+    where it is) and left unchanged. `precision` applies while the attacker fits or searches;
+    predictions are scored in fp32.
     """
     from robustmvc.train import seed_everything, to_tensors
 
@@ -171,13 +172,14 @@ def run(model: torch.nn.Module, views, labels, settings: dict, attack: str = "ga
     start = time.perf_counter()
     if attack == "gan":
         perturber, history = gan.fit(model, fit_views, s, progress=progress,
-                                     score_views=scored, score_labels=labels[score_pos])
+                                     score_views=scored, score_labels=labels[score_pos], precision=precision)
         adv = perturber.perturb(scored)
     elif attack in ("blackbox", "whitebox"):
-        perturber, history, queries = blackbox.fit(model, fit_views, s, progress=progress, name=attack)
+        perturber, history, queries = blackbox.fit(model, fit_views, s, progress=progress, name=attack,
+                                                   precision=precision)
         adv = perturber.perturb(scored)
     elif attack == "embedding":
-        perturber, history = embedding.fit(model, fit_views, s, progress=progress)
+        perturber, history = embedding.fit(model, fit_views, s, progress=progress, precision=precision)
         adv = scored  # the inputs stay clean; h is what moves
         pred_clean, pred_adv, h_clean, h_adv = (t.cpu().numpy() for t in embedding.attacked_predictions(
             model, perturber, scored, batchnorm, int(s["batch_size"])))
@@ -186,7 +188,7 @@ def run(model: torch.nn.Module, views, labels, settings: dict, attack: str = "ga
         with gan.frozen_target(model, batchnorm):
             adv = pgd.pgd_set(model, scored, pgd.OBJECTIVES[s["pgd_objective"]], s["eps"], s["pgd_step"],
                               int(s["pgd_steps"]), int(s["batch_size"]), bool(s["random_start"]),
-                              seed=int(s["seed"]))
+                              seed=int(s["seed"]), precision=precision)
     else:
         raise ValueError(f"unknown attack {attack!r}; choose one of {', '.join(ATTACKS)}")
     seconds = time.perf_counter() - start
@@ -226,7 +228,8 @@ def attack_files(data: str | Path, checkpoint: str | Path, out: str | Path, *, a
     (whole or not at all); optionally the generators (`generator_out`, GAN only) and a figure of
     adversarial examples (`examples_out`). `config` is a config dict, a YAML path or a list of
     paths (later ones override). `overrides` are attack settings (eps, objective,
-    epochs, protocol, seed, ...); the seed defaults to the model's."""
+    epochs, protocol, seed, ...); the seed defaults to the model's. The config's `precision` (default fp32)
+    and `deterministic` (default false) apply."""
     from robustmvc import config as config_mod
     from robustmvc import data as data_mod
     from robustmvc import train
@@ -238,7 +241,8 @@ def attack_files(data: str | Path, checkpoint: str | Path, out: str | Path, *, a
     if isinstance(config, (str, Path)):
         config = [config]
     cfg = config_mod.load(*config) if isinstance(config, (list, tuple)) else (config or {})
-    dev = train.resolve_device(device)
+    dev = train.resolve_device(device, bool(cfg.get("deterministic", False)))
+    precision = train.resolve_precision(cfg.get("precision", "fp32"), dev)
     ds = data_mod.load(data)
     model, meta = train.load_checkpoint(checkpoint, dev)
     if [list(s) for s in ds.view_shapes] != [list(s) for s in meta["view_shapes"]]:
@@ -249,9 +253,9 @@ def attack_files(data: str | Path, checkpoint: str | Path, out: str | Path, *, a
         overrides["seed"] = int(meta.get("seed") or 0)
     settings = resolve_settings(attack, cfg, dataset, **overrides)
     views, labels = ds.part("eval")
-    result = run(model, views, labels, settings, attack, dev, progress)
+    result = run(model, views, labels, settings, attack, dev, progress, precision)
     record = {"dataset": dataset, "model": meta["model"], "seed": meta.get("seed"), "attack": attack,
-              "data": str(data), "checkpoint": str(checkpoint), "device": str(dev),
+              "data": str(data), "checkpoint": str(checkpoint), "device": str(dev), "precision": precision,
               "protocol": settings["protocol"], "n_fit": int(len(result.fit_positions)),
               "n_eval": int(len(result.score_positions)), "settings": settings}
     record.update(result.summary())

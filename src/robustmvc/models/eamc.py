@@ -56,11 +56,15 @@ class Attention(nn.Module):
 
 
 def discriminator(in_dim: int, hidden: tuple[int, ...] = (256, 256, 128)) -> nn.Sequential:
+    """The reference's discriminator without its final sigmoid: it returns logits, which the losses take
+    through `binary_cross_entropy_with_logits` (equal to BCE of the sigmoid, but finite in saturation,
+    accepted by autocast, and never a device-side assert on CUDA). A sigmoid has no weights, so
+    checkpoints written with it load unchanged."""
     layers: list[nn.Module] = []
     for width in hidden:
         layers += [nn.Linear(in_dim, width), nn.LeakyReLU(0.2)]
         in_dim = width
-    return nn.Sequential(*layers, nn.Linear(in_dim, 1), nn.Sigmoid())
+    return nn.Sequential(*layers, nn.Linear(in_dim, 1))
 
 
 class EAMC(nn.Module):
@@ -102,7 +106,7 @@ class EAMC(nn.Module):
         kernel = losses.gaussian_kernel(out.h, self.rel_sigma)
         attention = out.extra["attention"]
         ones = torch.ones(len(out.probs), 1, device=out.probs.device)
-        generator = sum(F.binary_cross_entropy(d(z), ones) for d, z in zip(self.discriminators, out.z[1:]))
+        generator = sum(F.binary_cross_entropy_with_logits(d(z), ones) for d, z in zip(self.discriminators, out.z[1:]))
         return {
             "ddc1": losses.ddc1(out.probs, kernel),
             "ddc2": ddc2_flipped(out.probs),
@@ -115,7 +119,8 @@ class EAMC(nn.Module):
     def discriminator_loss(self, zs: list[torch.Tensor]) -> torch.Tensor:
         """BCE of each discriminator: view 1's representation is real (1), view v's is fake (0)."""
         ones = torch.ones(len(zs[0]), 1, device=zs[0].device)
-        return sum(F.binary_cross_entropy(d(zs[0]), ones) + F.binary_cross_entropy(d(z), torch.zeros_like(ones))
+        return sum(F.binary_cross_entropy_with_logits(d(zs[0]), ones)
+                   + F.binary_cross_entropy_with_logits(d(z), torch.zeros_like(ones))
                    for d, z in zip(self.discriminators, zs[1:]))
 
     def make_optimizers(self, lr: float) -> dict[str, torch.optim.Optimizer]:

@@ -59,7 +59,7 @@ def nt_xent(u: torch.Tensor, v: torch.Tensor, tau: float = 0.1) -> torch.Tensor:
     z = F.normalize(torch.cat([u, v]), dim=1)
     logits = z @ z.T / tau
     logits = logits.masked_fill(torch.eye(2 * n, dtype=torch.bool, device=z.device), float("-inf"))
-    target = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(z.device)
+    target = torch.cat([torch.arange(n, 2 * n, device=z.device), torch.arange(n, device=z.device)])
     return F.cross_entropy(logits, target)
 
 

@@ -50,6 +50,8 @@ class MultiVAE(nn.Module):
         super().__init__()
         self.encoders, dims = encoders(view_shapes, encoder_width)
         self.decoders = decoders(view_shapes, encoder_width)
+        for dec in self.decoders:  # the decoders give logits (BCE in logits form); forward applies the sigmoid
+            dec[-1] = nn.Identity()
         n_views = len(view_shapes)
         self.to_hidden = nn.ModuleList(nn.Sequential(nn.Linear(d, hidden_dim), nn.ReLU()) for d in dims)
         self.means = nn.ModuleList(nn.Linear(hidden_dim, cont_dim) for _ in dims)
@@ -78,16 +80,17 @@ class MultiVAE(nn.Module):
             code = self.gumbel_softmax(alpha)
         else:
             zs, code = means, alpha
-        recons = [dec(feat(torch.cat([z, code], dim=1)))
+        logits = [dec(feat(torch.cat([z, code], dim=1)))
                   for dec, feat, z in zip(self.decoders, self.to_features, zs)]
         extra = {"alpha": alpha}
-        for v, (m, lv, r) in enumerate(zip(means, logvars, recons)):
-            extra.update({f"mean{v}": m, f"logvar{v}": lv, f"recon{v}": r})
+        for v, (m, lv, lg) in enumerate(zip(means, logvars, logits)):
+            extra.update({f"mean{v}": m, f"logvar{v}": lv, f"recon{v}": torch.sigmoid(lg), f"recon_logits{v}": lg})
         return ModelOutput(z=zs, h=torch.cat([code, *zs], dim=1), probs=alpha, extra=extra)
 
-    def capacities(self) -> tuple[float, float]:
-        """(continuous, discrete) capacities at the current iteration: linear from 0, then constant."""
-        frac = min(float(self.iteration) / self.capacity_iterations, 1.0)
+    def capacities(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(continuous, discrete) capacities at the current iteration: linear from 0, then constant.
+        0-d tensors computed where the clock lives: reading them is no host-device sync per step."""
+        frac = (self.iteration.float() / self.capacity_iterations).clamp(max=1.0)
         return frac * self.cont_capacity, frac * math.log(self.n_clusters)
 
     def loss(self, views, out: ModelOutput) -> dict[str, torch.Tensor]:
@@ -95,8 +98,9 @@ class MultiVAE(nn.Module):
         cont_cap, disc_cap = self.capacities()
         terms = {}
         for v, x in enumerate(views):
-            rec = out.extra[f"recon{v}"]
-            terms[f"rec{v}"] = F.binary_cross_entropy(rec.flatten(1), x.flatten(1)) * self.pixels[v]
+            # logits form: BCE of the sigmoid without its log(0) clamp, accepted by autocast, no CUDA assert
+            logits = out.extra[f"recon_logits{v}"]
+            terms[f"rec{v}"] = F.binary_cross_entropy_with_logits(logits.flatten(1), x.flatten(1)) * self.pixels[v]
             kl = kl_normal(out.extra[f"mean{v}"], out.extra[f"logvar{v}"])
             scale = self.pixels[v] if self.kl_per_pixel else 1
             terms[f"kl_cont{v}"] = self.beta * (cont_cap - kl).abs() / scale
