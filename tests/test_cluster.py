@@ -25,14 +25,14 @@ THREADS = ["--set-threads", "prepare_data=1", "train=1", "attack=1"]
 
 
 def dry_run_jobs(*args):
-    """(rule, threads, resources) of each job a dry run of the DAG sends to the executor (local rules,
-    such as `all`, run in the submitting process)."""
+    """(rule, threads, resources) of each job of a dry run of the DAG that runs a command (`all` only
+    names the targets)."""
     run = snakemake("-n", "--cores", "4", *args)
     assert run.returncode == 0, run.stderr[-3000:]
     jobs = []
     for block in re.split(r"\n(?=(?:local)?rule \w+:)", run.stdout):
         rule = re.match(r"rule (\w+):", block)
-        if not rule:
+        if not rule or rule.group(1) == "all":
             continue
         threads = re.search(r"^\s+threads: (\d+)", block, re.M)
         res = re.search(r"^\s+resources: (.*)$", block, re.M)
