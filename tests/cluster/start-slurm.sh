@@ -3,9 +3,10 @@
 # slurmctld and slurmd, each started here with its files (config, state, logs, pid) under DIR, on
 # free local ports, and its pid appended to DIR/pids so stop-slurm.sh stops exactly these.
 #   tests/cluster/start-slurm.sh DIR      (root; installs the Debian packages when missing)
-# Prints `export SLURM_CONF=DIR/slurm.conf PATH=DIR/bin:$PATH`; exits non-zero with the reason on stderr when a daemon
-# does not come up. The node declares 16 CPUs, 32 GB and two GPUs (config_overrides, GRES without
-# stand-in device files) so jobs sized for a real GPU node are accepted; the jobs themselves run on this CPU.
+# Prints `export SLURM_CONF=DIR/slurm.conf PATH=DIR/bin:$PATH`; exits non-zero with the reason on
+# stderr when a daemon does not come up. The node declares 16 CPUs, 32 GB and two GPUs (config_overrides;
+# the GPUs are GRES on stand-in device files) so jobs sized for a real GPU node are accepted; the jobs
+# themselves run on this machine's CPU.
 set -euo pipefail
 D=$(realpath -m "${1:?usage: start-slurm.sh DIR}")
 mkdir -p "$D"/{state,spool,mysql}
