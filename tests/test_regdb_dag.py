@@ -1,7 +1,9 @@
 """RegDB through the whole DAG. The real images are given only on request, so a small folder in their
 layout (Visible/<id>/*.bmp, Thermal/<id>/*.bmp) stands in: data -> train -> the paper's attack -> Table 1.
-The public code defines its attack networks for 28 x 28 views only; ours take their sizes from the view
-shape, so RegDB's 3 x 128 x 64 views get the same layer stack (a patch map from the discriminator)."""
+The public code defines its attack networks for 28 x 28 views only. Their layer stack fits 128 x 64 as
+well: the generator's convs (k3 s1, s2, s2) take 128 x 64 to 30 x 14 and its transposed convs (k3 s2, k3 s2,
+k6 s1) back to 61 x 29, 123 x 59, 128 x 64, as they take 28 x 28 to 5 x 5 and back; the discriminator's
+k4 s2 convs leave a 14 x 6 patch map instead of one score."""
 import json
 
 import numpy as np
@@ -41,7 +43,7 @@ def test_attack_networks_take_regdb_views():
     perturber = gan.Perturber([shape, shape], eps=0.15)
     views = [torch.rand(5, *shape), torch.rand(5, *shape)]
     adv, deltas = perturber(views)
-    assert [a.shape for a in adv] == [torch.Size([5, *shape])] * 2
+    assert [a.shape for a in adv] == [d.shape for d in deltas] == [torch.Size([5, *shape])] * 2
     assert all(d.abs().max() <= 0.15 + 1e-6 for d in deltas)
     scores = gan.Discriminator(shape)(adv[0])
     assert scores.shape[0] == 5 and ((scores >= 0) & (scores <= 1)).all()
