@@ -27,12 +27,16 @@ def mnist10k():
     return MNIST_10K
 
 
-def snakemake(*args, cwd=ROOT):
+def snakemake_exe():
     import shutil
+
+    return shutil.which("snakemake", path=str(ROOT / ".venv" / "bin")) or shutil.which("snakemake")
+
+
+def snakemake(*args, cwd=ROOT):
     import subprocess
 
-    exe = shutil.which("snakemake", path=str(ROOT / ".venv" / "bin")) or shutil.which("snakemake")
-    return subprocess.run([exe, *args], cwd=cwd, capture_output=True, text=True)
+    return subprocess.run([snakemake_exe(), *args], cwd=cwd, capture_output=True, text=True)
 
 
 @pytest.fixture(scope="session")

@@ -172,3 +172,40 @@ def test_build_subset_split_and_store(tmp_path, demo_data):
 def test_demo3_has_three_views(demo_data):
     ds = data.build("demo3")
     assert len(ds.views) == 3 and np.array_equal(ds.labels, demo_data.labels)
+
+
+def bilinear_upscale(images: np.ndarray, factor: int) -> np.ndarray:
+    """(N, H, W) -> (N, factor H, factor W): each output pixel centre mapped back to the input grid
+    ((o + 0.5) / factor - 0.5) and interpolated between its two neighbours along each axis, indices
+    clamped at the border (MNIST's border is background, so the border rule does not matter here)."""
+    def along(x, axis):
+        n = x.shape[axis]
+        pos = (np.arange(n * factor) + 0.5) / factor - 0.5
+        lo = np.floor(pos).astype(int)
+        w = pos - lo
+        a, b = np.take(x, np.clip(lo, 0, n - 1), axis=axis), np.take(x, np.clip(lo + 1, 0, n - 1), axis=axis)
+        shape = [1] * x.ndim
+        shape[axis] = -1
+        return a * (1 - w.reshape(shape)) + b * w.reshape(shape)
+
+    return along(along(images.astype(np.float64), 1), 2)
+
+
+def test_patchedmnist_patches_tile_the_upscaled_digit(mnist10k):
+    """The 12 stored views of a sample, put back in their grid cells, are the 4x upscaled digit."""
+    ds = data.build("patchedmnist", raw_dir=mnist10k, views=list(range(12)), download=False)
+    images, labels, _ = builders.load_mnist_family("mnist", mnist10k, download=False)
+    digits = images[np.isin(labels, (0, 1, 2))]
+    assert np.array_equal(np.sort(ds.labels), np.sort(labels[np.isin(labels, (0, 1, 2))]))
+    big = bilinear_upscale(digits / 255.0 * 2 - 1, 4)  # the [-1, 1] digit, 112 x 112
+    cells = [(i, j) for i in range(4) for j in range(4) if (i, j) not in {(0, 0), (0, 3), (3, 0), (3, 3)}]
+    for sample in (0, len(digits) // 2, len(digits) - 1):
+        canvas = np.full((112, 112), np.nan)
+        for view, (i, j) in zip(ds.views, cells):
+            # each view is min-max normalised over all samples: undo it with that cell's own range
+            cell = big[:, 28 * i:28 * i + 28, 28 * j:28 * j + 28]
+            lo, hi = cell.min(), cell.max()
+            canvas[28 * i:28 * i + 28, 28 * j:28 * j + 28] = view[sample, 0] * (hi - lo) + lo
+        covered = ~np.isnan(canvas)
+        assert covered.sum() == 12 * 28 * 28
+        assert np.allclose(canvas[covered], big[sample][covered], atol=1e-5)
