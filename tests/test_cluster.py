@@ -24,7 +24,7 @@ TORCH_RULES = {"train", "train_ardmvc", "train_mitigator", "train_alrdc", "attac
 # metrics mean something
 LEANER = {"attack": {"epochs": 1}}
 # data -> train -> attack of one model: the three rule kinds (CPU, GPU training, GPU attack) in a few minutes
-TARGETS = ["metrics/demo/comvc/clean/seed0.json", "metrics/demo/comvc/gan-both/seed0.json"]
+TARGETS = ["metrics/demo/comvc/clean/seed0.json", "metrics/demo/comvc/gan-both/paper/seed0.json"]
 # the same threads in both runs (a local run caps them at --cores), so torch computes the same sums
 THREADS = ["--set-threads", "prepare_data=1", "train=1", "attack=1"]
 

@@ -74,7 +74,7 @@ def test_regdb_runs_data_train_attack_table1(tmp_path):
     npz = np.load(results / "data" / "regdb.npz")
     views = [npz[k] for k in sorted(npz.files) if k.startswith("view")]
     assert [v.shape[1:] for v in views] == [(3, 128, 64)] * 2 and len(views[0]) == N_IDS * PER_ID
-    attacked = json.loads((results / "metrics" / "regdb" / "comvc" / "gan-both" / "seed0.json").read_text())
+    attacked = json.loads((results / "metrics" / "regdb" / "comvc" / "gan-both" / "paper" / "seed0.json").read_text())
     assert attacked["n_eval"] == N_IDS * PER_ID // 2
     table = pd.read_csv(results / "metrics" / "all.csv")
     rows = table[(table.dataset == "regdb") & (table.model == "comvc")]
