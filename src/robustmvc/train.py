@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
+from robustmvc.progress import bar as progress_bar
 
 from robustmvc import models
 from robustmvc.files import load_module_file, save_module
@@ -80,7 +80,7 @@ def train(model: torch.nn.Module, views, cfg: dict, *, name: str = "model", loss
     epochs = pre + int(cfg["epochs"])
     gen = torch.Generator(device="cpu").manual_seed(int(cfg.get("seed", 0)))
     history = []
-    bar = tqdm(range(epochs), desc=f"train {name}", disable=not progress, mininterval=2)
+    bar = progress_bar(range(epochs), desc=f"train {name}", disable=not progress, mininterval=2)
     for epoch in bar:
         phase = "pretrain" if epoch < pre else "main"
         if hasattr(model, "start_epoch"):
