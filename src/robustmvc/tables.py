@@ -52,16 +52,26 @@ def summarize(tidy: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
+NOT_REPORTED, ILLEGIBLE = "not reported", "illegible"
+
+
 def load_paper(path: str | Path) -> pd.DataFrame:
-    """The paper's Table 1 as rows (dataset, model, phase, acc, nmi, ari); illegible cells are NaN."""
+    """The paper's Table 1 as rows (dataset, model, phase, acc, nmi, ari, and per metric a `_note`):
+    a missing number is NaN, its note says why: `illegible` (null in the YAML: unreadable in the
+    source) or `not reported` (`nr`: the paper gives no such number)."""
     table = yaml.safe_load(Path(path).read_text())["table1"]
     rows = []
     for model, per_dataset in table.items():
         for dataset, phases in per_dataset.items():
             for phase in ("pre", "post"):
-                values = [np.nan if v is None else float(v) for v in phases[phase]]
-                rows.append([dataset, model, phase, *values])
-    return pd.DataFrame(rows, columns=["dataset", "model", "phase", *METRICS])
+                cells = phases[phase]
+                if any(v is not None and v != "nr" and not isinstance(v, (int, float)) for v in cells):
+                    raise ValueError(f"{path}: {model}/{dataset}/{phase} holds {cells}; write numbers, null "
+                                     "(illegible) or nr (not reported)")
+                values = [float(v) if isinstance(v, (int, float)) else np.nan for v in cells]
+                notes = [ILLEGIBLE if v is None else NOT_REPORTED if v == "nr" else "" for v in cells]
+                rows.append([dataset, model, phase, *values, *notes])
+    return pd.DataFrame(rows, columns=["dataset", "model", "phase", *METRICS, *(f"{m}_note" for m in METRICS)])
 
 
 def _order(values, order):
@@ -76,16 +86,43 @@ def table1(summary: pd.DataFrame, paper: pd.DataFrame, attack: str = "gan-both")
         match = paper[(paper["dataset"] == r["dataset"]) & (paper["model"] == r["model"]) & (paper["phase"] == r["phase"])]
         for m in METRICS:
             ref = float(match[m].iloc[0]) if len(match) else np.nan
+            note = (str(match[f"{m}_note"].iloc[0]) if len(match) and f"{m}_note" in match else
+                    "" if len(match) else NOT_REPORTED)
             rows.append({"model": r["model"], "dataset": r["dataset"], "phase": r["phase"], "metric": m,
                          "mean": r[f"{m}_mean"], "std": r[f"{m}_std"], "seeds": int(r["seeds"]),
-                         "paper": ref, "diff": r[f"{m}_mean"] - ref})
-    return pd.DataFrame(rows, columns=["model", "dataset", "phase", "metric", "mean", "std", "seeds", "paper", "diff"])
+                         "paper": ref, "diff": r[f"{m}_mean"] - ref, "paper_note": note})
+    return pd.DataFrame(rows, columns=["model", "dataset", "phase", "metric", "mean", "std", "seeds", "paper", "diff",
+                                       "paper_note"])
+
+
+# Table 1 shading: a diverging, colour-blind-safe scale (PuOr) signed by ours - paper; cut points on |diff|
+SHADES = {"worse": ["#fee0b6", "#fdb863", "#e08214"], "better": ["#d8daeb", "#b2abd2", "#8073ac"]}
+SHADE_CUTS = (0.15, 0.30)  # above the tolerance: up to 0.15, up to 0.30, beyond
+
+
+def shade(diff: float, tolerance: float) -> str:
+    """CSS class of a Table 1 cell: `near` within the tolerance, else `better1..3` / `worse1..3` by how
+    far our value lies above / below the paper's."""
+    if np.isnan(diff) or abs(diff) <= tolerance:
+        return "near"
+    level = 1 + sum(abs(diff) > c for c in SHADE_CUTS)
+    return f"{'better' if diff > 0 else 'worse'}{level}"
+
+
+def _shade_legend(tolerance: float) -> str:
+    bounds = [f"{tolerance:.2f}&ndash;{SHADE_CUTS[0]:.2f}", f"{SHADE_CUTS[0]:.2f}&ndash;{SHADE_CUTS[1]:.2f}",
+              f"&gt; {SHADE_CUTS[1]:.2f}"]
+    worse = [f"<span class='sw worse{i}'>lower by {b}</span>" for i, b in reversed(list(enumerate(bounds, 1)))]
+    better = [f"<span class='sw better{i}'>higher by {b}</span>" for i, b in enumerate(bounds, 1)]
+    return ("<p class='legend'>" + "".join(worse) + f"<span class='sw near'>within &plusmn;{tolerance:.2f}</span>"
+            + "".join(better) + "</p>")
 
 
 def table1_html(t1: pd.DataFrame, tolerance: float, scale: str) -> str:
     """Models as rows, datasets x metrics as columns, pre and post rows per model; each cell shows
-    ours (mean +- std over seeds), the paper's value and the difference; a miss beyond `tolerance`
-    is highlighted."""
+    ours (mean +- std over seeds), the paper's value and the difference, shaded on a diverging scale
+    by how far ours lies above (purple) or below (orange) the paper's; a missing paper value says
+    whether it is not reported (n/r) or illegible in the source (ill.)."""
     if t1.empty:
         return "<p>No attack results to tabulate yet.</p>"
     datasets = _order(t1["dataset"].unique(), DATASET_ORDER)
@@ -94,6 +131,8 @@ def table1_html(t1: pd.DataFrame, tolerance: float, scale: str) -> str:
         f"<th colspan='3'>{html.escape(d)}</th>" for d in datasets) + "</tr><tr>" + "".join(
         f"<th>{m.upper()}</th>" for _ in datasets for m in METRICS) + "</tr>"
     cell = {(r.model, r.dataset, r.phase, r.metric): r for r in t1.itertuples()}
+    marks = {NOT_REPORTED: "<abbr title='not reported in the paper'>n/r</abbr>",
+             ILLEGIBLE: "<abbr title='illegible in the source of the paper'>ill.</abbr>"}
     body = []
     for model in models:
         for phase in ("pre", "post"):
@@ -106,20 +145,28 @@ def table1_html(t1: pd.DataFrame, tolerance: float, scale: str) -> str:
                         continue
                     ours = f"{r.mean:.2f}" + (f"&plusmn;{r.std:.2f}" if r.seeds > 1 else "")
                     if np.isnan(r.paper):
-                        tds.append(f"<td>{ours}<br><span class='paper'>paper &ndash;</span></td>")
+                        note = getattr(r, "paper_note", "") or NOT_REPORTED
+                        tds.append(f"<td class='nopaper'>{ours}<br><span class='paper'>paper {marks[note]}</span></td>")
                     else:
-                        miss = abs(r.diff) > tolerance
-                        tds.append(f"<td class='{'miss' if miss else 'hit'}'>{ours}<br><span class='paper'>"
+                        tds.append(f"<td class='{shade(r.diff, tolerance)}'>{ours}<br><span class='paper'>"
                                    f"paper {r.paper:.2f} ({r.diff:+.2f})</span></td>")
             label = f"<th rowspan='2'>{html.escape(model)}</th>" if phase == "pre" else ""
             body.append(f"<tr>{label}<td>{phase}</td>{''.join(tds)}</tr>")
     legend = (f"<p class='legend'>Scale: <b>{html.escape(scale)}</b>. Each cell: ours as mean &plusmn; std over "
-              f"seeds (std shown when there are several), the paper's value and our difference. Cells that "
-              f"differ from the paper by more than {tolerance:.2f} are shaded; &ndash; = not run or not reported.</p>")
+              f"seeds (std shown when there are several), the paper's value and our difference (ours &minus; paper). "
+              f"Shading says where ours lies: higher than the paper's (purple: clusters better; after the attack, "
+              f"the attack hurt less than in the paper) or lower (orange). Paper n/r = not reported, ill. = "
+              f"illegible in the paper's source; &ndash; = not run here.</p>")
+    shades = "".join(f".t1 .{k}{i + 1}{{background:{c}}}" for k, cs in SHADES.items() for i, c in enumerate(cs))
     style = ("<style>.t1{border-collapse:collapse;font-size:.85rem}.t1 td,.t1 th{border:1px solid #ccc;"
-             "padding:.2rem .4rem;text-align:center}.t1 .miss{background:#fde2e1}.t1 .hit{background:#e3f4e1}"
-             ".t1 .paper{color:#555;font-size:.75rem}.t1 .empty{color:#aaa}</style>")
-    return f"{style}{legend}<table class='t1' id='table1'>{head}{''.join(body)}</table>"
+             f"padding:.2rem .4rem;text-align:center}}{shades}.t1 .worse3,.t1 .better3{{color:#fff}}"
+             ".t1 .worse3 .paper,.t1 .better3 .paper{color:#f4f4f4}.t1 .near{background:#f7f7f7}"
+             ".t1 .paper{color:#444;font-size:.75rem}.t1 .empty{color:#888}.t1 .nopaper{background:#fff}"
+             ".legend .sw{display:inline-block;padding:.1rem .45rem;margin:.1rem .15rem;font-size:.75rem;"
+             "border:1px solid #ccc}"
+             + "".join(f".legend .{k}{i + 1}{{background:{c}}}" for k, cs in SHADES.items() for i, c in enumerate(cs))
+             + ".legend .worse3,.legend .better3{color:#fff}.legend .near{background:#f7f7f7}</style>")
+    return f"{style}{legend}{_shade_legend(tolerance)}<table class='t1' id='table1'>{head}{''.join(body)}</table>"
 
 
 N_CLUSTERS = {"noisymnist": 10, "noisyfashion": 10, "patchedmnist": 3, "regdb": 206, "demo": 10, "demo3": 10}
