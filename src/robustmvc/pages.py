@@ -40,12 +40,13 @@ def alt_text(fig) -> str:
     """A figure described from its own labels: the title, then each panel's title and axes."""
     parts = []
     title = fig._suptitle.get_text() if getattr(fig, "_suptitle", None) is not None else ""
+    title = title.replace("\n", ": ")
     if title:
         parts.append(title)
     for ax in fig.get_axes():
         if not ax.get_visible() or ax.get_label() == "<colorbar>":
             continue
-        panel = ", ".join(p for p in (ax.get_title(), ax.get_xlabel() and f"x: {ax.get_xlabel()}",
+        panel = ", ".join(p for p in (ax.get_title().replace("\n", ": "), ax.get_xlabel() and f"x: {ax.get_xlabel()}",
                                       ax.get_ylabel() and f"y: {ax.get_ylabel()}") if p)
         if panel:
             parts.append(panel)
