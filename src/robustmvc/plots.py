@@ -223,10 +223,11 @@ def relative_drop(summary, attack: str = "gan-both", tidy=None, paper=None):
             ref = paper[(paper["model"] == model)].pivot_table(index="dataset", columns="phase", values="acc")
             ref = ref.reindex(datasets)
             if {"pre", "post"} <= set(ref.columns):
-                drop = (ref["pre"] - ref["post"]) / ref["pre"]
-                shown = ax.scatter(x, drop, marker="D", s=22, color="black", zorder=4,
-                                   label=None if paper_drawn else "paper's drop")
-                paper_drawn = paper_drawn or bool(np.isfinite(drop.to_numpy(dtype=float)).any())
+                drop = ((ref["pre"] - ref["post"]) / ref["pre"]).to_numpy(dtype=float)
+                if np.isfinite(drop).any():
+                    ax.scatter(x, drop, marker="D", s=22, color="black", zorder=4,
+                               label=None if paper_drawn else "paper's drop")
+                    paper_drawn = True
     ax.set_xticks(np.arange(len(datasets)), datasets)
     ax.set_ylabel("relative ACC drop, (pre - post) / pre")
     ax.axhline(0, color="black", lw=0.8)

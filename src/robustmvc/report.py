@@ -135,7 +135,7 @@ def run_json(page: Path, reports: Path) -> str | None:
 
 
 def provenance_header(page: Path, reports: Path, results: Path, commit: tuple[str, bool],
-                      shipped: dict[str, str], runtime: dict | None) -> str:
+                      shipped: dict[str, str], runtime: dict | None, date: str) -> str:
     """The header of one notebook page: a link back to the index, the date, commit (with a dirty
     flag), config files (linked), device, threads, precision and the job's compute time."""
     stage, name = page.parent.name, page.stem
@@ -151,7 +151,7 @@ def provenance_header(page: Path, reports: Path, results: Path, commit: tuple[st
         links["this run's JSON"] = own
     data = " &middot; ".join(f"<a href='{up}{html.escape(path)}'>{html.escape(what)}</a>" for what, path in links.items())
     items = {
-        "date": run_date(results, stage, name, page),
+        "date": html.escape(date),
         "commit": html.escape(sha) + (" (built with uncommitted changes)" if dirty else ""),
         "config": configs,
         "device": html.escape(str(runtime.get("device", "not recorded"))),
@@ -235,14 +235,22 @@ def finish_page(page: Path, reports: Path, results: Path, commit: tuple[str, boo
     runtime = lift_runtime(soup)
     if runtime is None and old is not None and old.has_attr("data-runtime"):
         runtime = json.loads(old["data-runtime"])
+    # the first pass dates the page (finishing it changes its modification time)
+    date = old["data-date"] if old is not None and old.has_attr("data-date") else run_date(
+        results, page.parent.name, page.stem, page)
     if old is not None:
         old.decompose()
     shared_css(soup, reports, page)
     fold_figures(soup)
-    header = BeautifulSoup(provenance_header(page, reports, results, commit, shipped, runtime), "html.parser").header
+    header = BeautifulSoup(provenance_header(page, reports, results, commit, shipped, runtime, date),
+                           "html.parser").header
+    header["data-date"] = date
     if runtime:
         header["data-runtime"] = json.dumps(runtime)
     soup.body.insert(0, header)
+    for node in list(soup.contents):  # keep the top level from gaining a blank line per pass
+        if isinstance(node, str) and not node.strip() and type(node).__name__ == "NavigableString":
+            node.extract()
     with atomic_path(page) as tmp:
         tmp.write_text(str(soup))
 
