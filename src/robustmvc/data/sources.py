@@ -150,14 +150,12 @@ def locate(kind: str, raw_dir: str | Path | None = None, cache_dir: str | Path =
     for label, directory, verified in candidates:
         if _complete(directory):
             sums = {name: sha256(directory / name) for name in FILES}
-            for name, digest in sums.items():
-                if is_official(directory / name, spec, name, digest):
-                    continue
-                if verified:
-                    verify(directory / name, spec, name)
-                else:
-                    log.warning("%s: sha256 differs from the official %s file (a subset or a repack?); "
-                                "using it as it is", directory / name, spec.name)
+            differ = [name for name, digest in sums.items() if not is_official(directory / name, spec, name, digest)]
+            for name in differ if verified else []:
+                verify(directory / name, spec, name)
+            if differ:
+                log.warning("%s: sha256 differs from the official %s files for %d of %d files (a subset, or other "
+                            "data?); using them as they are", directory, spec.name, len(differ), len(FILES))
             log.info("%s raw files: %s (%s)", spec.name, directory, label)
             return directory, sums
         tried.append(f"{label} {directory}")
