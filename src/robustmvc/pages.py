@@ -6,7 +6,6 @@ A notebook's setup cell calls `setup(...)` once, after `%matplotlib inline`.
 from __future__ import annotations
 
 import html
-import io
 import json
 import logging
 import sys
@@ -60,9 +59,9 @@ def alt_text(fig) -> str:
 def _png_with_alt(fig):
     """IPython's PNG formatter for matplotlib figures: the image and its alt text (the offline
     template writes `alt` from the output's metadata)."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", bbox_inches="tight")
-    return buf.getvalue(), {"alt": alt_text(fig)}
+    from robustmvc.plots import png_bytes
+
+    return png_bytes(fig), {"alt": alt_text(fig)}
 
 
 def runtime(device: str = "cpu", config_files=()) -> dict:

@@ -48,6 +48,34 @@ def style() -> None:
     })
 
 
+def png_bytes(fig, dpi: float | None = None) -> bytes:
+    """The figure as a PNG reduced to a 256-colour palette: plots use few colours, and the reports embed
+    every figure, so this halves the pages (examples of noisy perturbations: 140 KB -> 60 KB) with no
+    visible change."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    buf.seek(0)
+    out = io.BytesIO()
+    Image.open(buf).convert("RGB").quantize(colors=256).save(out, format="PNG", optimize=True)
+    return out.getvalue()
+
+
+def save_figure(fig, out: str | Path, dpi: float | None = None) -> None:
+    """The figure written to `out` whole or not at all, in the format its suffix names (a PNG as
+    `png_bytes`)."""
+    out = Path(out)
+    fmt = out.suffix.lstrip(".").lower() or "png"
+    with atomic_path(out) as tmp:
+        if fmt == "png":
+            Path(tmp).write_bytes(png_bytes(fig, dpi))
+        else:
+            fig.savefig(tmp, dpi=dpi, format=fmt)
+
+
 def run_title(what: str, dataset: str | None = None, seeds=None, protocol: str | None = None, eps=None) -> str:
     """A figure title that names what the numbers come from: `what` on the first line, then dataset,
     seeds, attack protocol and eps on the second."""
@@ -130,7 +158,7 @@ def attack_examples(result, out: str | Path, n: int = 5, title: str | None = Non
                       (_image(adv), dict(cmap=cmap, vmin=0, vmax=1), "adversarial")]
             for c, (img, kw, name) in enumerate(panels):
                 ax = axes[r, 3 * v + c]
-                shown = ax.imshow(np.clip(img, 0, 1) if c != 1 else img, **kw)
+                shown = ax.imshow(np.clip(img, 0, 1) if c != 1 else img, interpolation="nearest", **kw)
                 if c == 1:
                     image = shown
                 ax.set_xticks([])
@@ -141,9 +169,7 @@ def attack_examples(result, out: str | Path, n: int = 5, title: str | None = Non
     if image is not None:
         fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.6, label="perturbation")
     fig.suptitle(title or "adversarial examples (clusters named by their class on clean data)", fontsize=9)
-    out = Path(out)
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, dpi=120, format=out.suffix.lstrip(".") or "png")
+    save_figure(fig, out, dpi=100)
     plt.close(fig)
     return [int(i) for i in idx]
 
@@ -172,9 +198,7 @@ def embedding_shift(result, out: str | Path, title: str | None = None) -> None:
     right.set_ylabel("cluster before")
     fig.colorbar(shown, ax=right, shrink=0.8, label="samples")
     fig.suptitle(title or "embedding attack", fontsize=9)
-    out = Path(out)
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, dpi=120, format=out.suffix.lstrip(".") or "png")
+    save_figure(fig, out, dpi=100)
     plt.close(fig)
 
 
