@@ -92,7 +92,7 @@ def setup(device: str = "cpu", config_files=()) -> None:
     shell = get_ipython()
     if shell is not None:
         shell.display_formatter.formatters["image/png"].for_type(Figure, _png_with_alt)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stdout,
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stdout,
                         force=True)
     record = html.escape(json.dumps(runtime(device, config_files)), quote=True)
     display(HTML(f"<div class='{RUNTIME_CLASS}' hidden data-runtime=\"{record}\"></div>"))
