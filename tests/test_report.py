@@ -11,7 +11,7 @@ CSS = "body{margin:0}" * 50
 def notebook_page(images: int) -> str:
     """A page shaped like nbconvert's lab template: inline head CSS, the runtime record as one output,
     and a cell whose outputs alternate a heading and an image."""
-    record = json.dumps({"device": "cpu", "threads": 3, "precision": "fp32"}).replace('"', "&quot;")
+    record = json.dumps({"commit": "abc1234", "dirty": True, "device": "cpu", "threads": 3, "precision": "fp32"}).replace('"', "&quot;")
     outputs = "".join(f"<div class='jp-OutputArea-child'><h3>model {i}</h3></div>"
                       f"<div class='jp-OutputArea-child'><img alt='figure {i}' src='data:image/png;base64,AA'></div>"
                       for i in range(images))
@@ -50,6 +50,7 @@ def test_pages_get_header_shared_css_and_folded_figures_and_a_second_pass_change
     assert first.count("class=\"provenance\"") == 1 and 'href="../index.html"' in first
     assert "12.5 s wall, 11.2 s CPU" in first  # the job's benchmark
     assert "<dt>threads</dt><dd>3</dd>" in first and RUNTIME_CLASS not in first  # lifted into the header
+    assert "<dt>run at commit</dt><dd>abc1234 (with uncommitted changes)</dd>" in first
     assert 'href="../data/metrics/demo/comvc/gan-both/seed0.json"' in first and 'href="../data/all.csv"' in first
     assert (reports / "data" / "metrics" / "demo" / "comvc" / "gan-both" / "seed0.json").is_file()
     assert (reports / "data" / "config" / "demo.yaml").is_file()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import html
 import json
 import logging
+import subprocess
 import sys
 
 import pandas as pd
@@ -64,16 +65,30 @@ def _png_with_alt(fig):
     return png_bytes(fig), {"alt": alt_text(fig)}
 
 
+def git_state() -> tuple[str, bool]:
+    """(short commit of HEAD, whether tracked files differ from it); ("unknown", False) outside git."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown", False
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                           text=True).stdout.strip()
+    return commit, bool(dirty)
+
+
 def runtime(device: str = "cpu", config_files=()) -> dict:
-    """Where the page's computation ran: the resolved device, torch's thread count and the precision
-    (the config's `precision`, else fp32: nothing here computes in lower precision)."""
+    """Where and from what the page's computation ran: the code's commit (and whether the tree had
+    uncommitted changes), the resolved device, torch's thread count and the precision (the config's
+    `precision`, else fp32: nothing here computes in lower precision)."""
     import torch
 
     from robustmvc import config as config_mod
     from robustmvc.train import resolve_device
 
     cfg = config_mod.load(*config_files) if config_files else {}
-    return {"device": str(resolve_device(device)), "threads": torch.get_num_threads(),
+    commit, dirty = git_state()
+    return {"commit": commit, "dirty": dirty, "device": str(resolve_device(device)), "threads": torch.get_num_threads(),
             "precision": cfg.get("precision") or "fp32", "torch": torch.__version__}
 
 

@@ -14,13 +14,13 @@ import html
 import json
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 
 from robustmvc import __version__
 from robustmvc.files import atomic_path, read_json, write_json
+from robustmvc.pages import RUNTIME_CLASS, git_state
 
 STYLE = """
 body{font-family:system-ui,sans-serif;max-width:70rem;margin:2rem auto;padding:0 1rem;color:#222}
@@ -48,18 +48,6 @@ def _page(title: str, body: str) -> str:
 def _write(path: Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
-
-
-def git_state() -> tuple[str, bool]:
-    """(short commit of HEAD, whether tracked files differ from it); ("unknown", False) outside git."""
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown", False
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                           text=True).stdout.strip()
-    return commit, bool(dirty)
 
 
 def ship_data(results: Path, reports: Path, configs: list[str]) -> dict[str, str]:
@@ -136,8 +124,9 @@ def run_json(page: Path, reports: Path) -> str | None:
 
 def provenance_header(page: Path, reports: Path, results: Path, commit: tuple[str, bool],
                       shipped: dict[str, str], runtime: dict | None, date: str) -> str:
-    """The header of one notebook page: a link back to the index, the date, commit (with a dirty
-    flag), config files (linked), device, threads, precision and the job's compute time."""
+    """The header of one notebook page: a link back to the index, the date, the commit the notebook ran
+    at and the one the reports were built at (each with a dirty flag), config files (linked), device,
+    threads, precision and the job's compute time."""
     stage, name = page.parent.name, page.stem
     up = "../" * len(page.parent.relative_to(reports).parts)
     bench = benchmark_of(results, stage, name)
@@ -152,7 +141,9 @@ def provenance_header(page: Path, reports: Path, results: Path, commit: tuple[st
     data = " &middot; ".join(f"<a href='{up}{html.escape(path)}'>{html.escape(what)}</a>" for what, path in links.items())
     items = {
         "date": html.escape(date),
-        "commit": html.escape(sha) + (" (built with uncommitted changes)" if dirty else ""),
+        "run at commit": (html.escape(runtime["commit"]) + (" (with uncommitted changes)" if runtime.get("dirty") else "")
+                          if runtime.get("commit") else "not recorded"),
+        "reports built at": html.escape(sha) + (" (with uncommitted changes)" if dirty else ""),
         "config": configs,
         "device": html.escape(str(runtime.get("device", "not recorded"))),
         "threads": html.escape(str(runtime.get("threads", "not recorded"))),
@@ -214,8 +205,6 @@ def fold_figures(soup, keep: int = FOLD_AFTER) -> int:
 
 def lift_runtime(soup) -> dict | None:
     """The runtime record a notebook displayed (robustmvc.pages.setup), removed from the page body."""
-    from robustmvc.pages import RUNTIME_CLASS
-
     node = soup.find("div", class_=RUNTIME_CLASS)
     if node is None:
         return None
