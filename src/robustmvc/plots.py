@@ -257,7 +257,7 @@ def relative_drop(summary, attack: str = "gan-both", tidy=None, paper=None):
     ax.axhline(0, color="black", lw=0.8)
     ax.set_ylim(min(-0.1, float(np.nanmin(wide["drop"])) - 0.1), 1.15)
     all_seeds = sorted({x for v in seeds.values() for x in v})
-    ax.set_title(run_title(f"Accuracy lost to the attack ({attack})", None, all_seeds, "paper", None)
+    ax.set_title(run_title(f"Accuracy lost to the attack ({attack})", None, all_seeds, "paper", "per dataset")
                  + (" | error bars: std over seeds" if any(len(v) > 1 for v in seeds.values()) else ""))
     ax.legend(ncol=1, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return fig
@@ -293,7 +293,8 @@ def ablation(summary):
         ax.set_xticks(np.arange(len(models)), models, rotation=30, ha="right")
         seeds = int(part["seeds"].max()) if "seeds" in part else None
         ax.set_ylim(0, 1.05), ax.set_ylabel("post-attack ACC")
-        ax.set_title(run_title("Attacked terms", dataset, None, "paper", None)
+        eps = summary[(summary["dataset"] == dataset) & (summary["attack"] == "gan-both")]["eps"]
+        ax.set_title(run_title("Attacked terms", dataset, None, "paper", float(eps.iloc[0]) if len(eps) else None)
                      + (f" | {seeds} seed{'s' if seeds != 1 else ''}" if seeds else ""))
     axes[0][-1].legend(title="attacked terms", loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return fig
