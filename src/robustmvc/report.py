@@ -405,9 +405,9 @@ def write_index(results: str | Path, reports: str | Path, configs: list[str]) ->
 def landing_line(summary: dict) -> str:
     """One line per scale: what ran and how the paper's claims fared, linking into the scale."""
     c = summary.get("claims", {})
-    what = (f"{', '.join(summary.get('datasets', []))}; {len(summary.get('models', []))} models; "
-            f"seeds {', '.join(map(str, summary.get('seeds', [])))}; {', '.join(summary.get('devices', [])) or 'device not recorded'}; "
-            f"{summary.get('date', '')}")
+    what = (f"datasets {', '.join(summary.get('datasets', []))}; {len(summary.get('models', []))} models; "
+            f"seeds {', '.join(map(str, summary.get('seeds', [])))}; "
+            f"device {', '.join(summary.get('devices', [])) or 'not recorded'}; built {summary.get('date', '')}")
     claims = (f"claims: {c.get('holding', 0)} holding, {c.get('failing', 0)} failing, "
               f"{c.get('inconclusive', 0)} inconclusive")
     scale = summary["scale"]

@@ -149,7 +149,7 @@ def table1_html(t1: pd.DataFrame, tolerance: float, scale: str) -> str:
                         tds.append(f"<td class='nopaper'>{ours}<br><span class='paper'>paper {marks[note]}</span></td>")
                     else:
                         tds.append(f"<td class='{shade(r.diff, tolerance)}'>{ours}<br><span class='paper'>"
-                                   f"paper {r.paper:.2f} ({r.diff:+.2f})</span></td>")
+                                   f"paper {r.paper:.2f} ({round(r.diff, 2) + 0.0:+.2f})</span></td>")
             label = f"<th rowspan='2'>{html.escape(model)}</th>" if phase == "pre" else ""
             body.append(f"<tr>{label}<td>{phase}</td>{''.join(tds)}</tr>")
     legend = (f"<p class='legend'>Scale: <b>{html.escape(scale)}</b>. Each cell: ours as mean &plusmn; std over "
