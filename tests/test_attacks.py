@@ -321,6 +321,27 @@ def test_batch_statistics_predictions_follow_the_shuffled_batches():
 
 # --- runner and CLI -------------------------------------------------------------------------------------
 
+def test_collapse_record_counts_clusters_and_measures_the_perturbation():
+    """Hand-made result: 4 samples of 2 pixels; every sample falls into cluster 1 under the attack.
+    View 0 moves 3 of 8 pixels by the full eps 0.1 and one by 0.05; view 1 is unchanged."""
+    clean = [np.zeros((4, 1, 1, 2), np.float32) + 0.5, np.full((4, 1, 1, 2), 0.5, np.float32)]
+    delta = np.zeros((4, 1, 1, 2), np.float32)
+    delta[0, 0, 0, 0], delta[1, 0, 0, 1], delta[2, 0, 0, 0], delta[3, 0, 0, 1] = 0.1, -0.1, 0.1, 0.05
+    result = run.AttackResult("gan", {"eps": 0.1}, np.array([0, 1, 2, 0]), np.array([0, 1, 2, 0]),
+                              np.array([1, 1, 1, 1]), [clean[0] + delta, clean[1]], clean,
+                              np.arange(4), np.arange(4))
+    rec = run.collapse_record(result)
+    assert rec["cluster_sizes"] == {"clean": [2, 1, 1], "attacked": [0, 4, 0]}
+    assert rec["largest_cluster_share"] == {"clean": 0.5, "attacked": 1.0}
+    per = rec["perturbation"]
+    assert per["share_at_eps"] == [pytest.approx(3 / 8), 0.0]
+    assert per["mean_abs"] == [pytest.approx(0.35 / 8, rel=1e-5), 0.0]
+    assert per["l2_mean"] == [pytest.approx((0.1 * 3 + 0.05) / 4, rel=1e-5), 0.0]  # one moved pixel per sample
+    assert per["l2_max"][0] == pytest.approx(0.1, rel=1e-5)
+    embedding = run.AttackResult("embedding", {"bound": 0.1}, *list(vars(result).values())[2:9])
+    assert "perturbation" not in run.collapse_record(embedding)
+
+
 @pytest.fixture
 def tiny_files(tmp_path):
     views, labels = blob_views(60)
@@ -355,6 +376,8 @@ def test_cli_attack_writes_metrics_generator_and_figure(tiny_files, attack):
     assert 0 < rec["max_abs_perturbation"] <= 0.25 + TOL
     assert 0 <= rec["min_value"] <= rec["max_value"] <= 1
     assert fig.stat().st_size > 0
+    assert sum(rec["cluster_sizes"]["clean"]) == sum(rec["cluster_sizes"]["attacked"]) == rec["n_eval"]
+    assert all(0 <= s <= 1 for s in rec["perturbation"]["share_at_eps"])
     if attack == "gan":
         assert rec["settings"]["objective"] == "con" and rec["settings"]["epochs"] == 1
         assert rec["n_fit"] == 15 and rec["seconds_per_epoch"] > 0

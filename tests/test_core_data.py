@@ -55,7 +55,33 @@ def test_sha256_mismatch_raises_a_clear_error(tmp_path):
     f = tmp_path / "train-images-idx3-ubyte.gz"
     f.write_bytes(b"not the real file")
     with pytest.raises(sources.ChecksumError, match="delete it and run again"):
-        sources.verify(f, sources.RAW["mnist"].sha256[f.name])
+        sources.verify(f, sources.RAW["mnist"], f.name)
+
+
+def test_recompressed_official_fashion_is_recognised_without_a_warning(tmp_path, caplog):
+    """Debian's .gz files differ from the published ones byte for byte; their decompressed bytes are the
+    official IDX files. A copy recompressed once more (other gzip bytes again) must pass as well."""
+    import gzip
+
+    from conftest import FASHION_SYSTEM
+
+    if not (FASHION_SYSTEM / "t10k-labels-idx1-ubyte.gz").is_file():
+        pytest.skip(f"{FASHION_SYSTEM} not present (Debian's dataset-fashion-mnist)")
+    spec = sources.RAW["fashion"]
+    for name in sources.FILES:
+        raw = gzip.decompress((FASHION_SYSTEM / name).read_bytes())
+        (tmp_path / name).write_bytes(gzip.compress(raw, compresslevel=1, mtime=0))
+        assert sources.sha256(tmp_path / name) != spec.sha256[name]
+        sources.verify(tmp_path / name, spec, name)
+    with caplog.at_level(logging.WARNING):
+        directory, _ = sources.locate("fashion", raw_dir=tmp_path, cache_dir=tmp_path / "cache", download=False)
+    assert directory == tmp_path and "differs from the official" not in caplog.text
+    # one changed label in the decompressed bytes is no longer the official file
+    name = "t10k-labels-idx1-ubyte.gz"
+    raw = bytearray(gzip.decompress((FASHION_SYSTEM / name).read_bytes()))
+    raw[-1] = (raw[-1] + 1) % 10
+    (tmp_path / name).write_bytes(gzip.compress(bytes(raw)))
+    assert not sources.is_official(tmp_path / name, spec, name)
 
 
 def test_corrupt_cached_download_is_an_error(tmp_path):

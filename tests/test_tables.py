@@ -3,6 +3,7 @@ import json
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from robustmvc import data, models, tables
@@ -51,8 +52,30 @@ def test_table1_sets_ours_beside_the_paper_and_marks_missing(results):
     cell = t1[(t1.model == "comvc") & (t1.dataset == "noisymnist") & (t1.phase == "post") & (t1.metric == "acc")].iloc[0]
     assert cell["paper"] == 0.31 and math.isclose(cell["diff"], 0.4 - 0.31)
     html = tables.table1_html(t1, tolerance=0.05, scale="test")
-    assert "paper 0.31 (+0.09)" in html and "class='miss'" in html and "test" in html
+    assert "paper 0.31 (+0.09)" in html and "test" in html
+    # +0.09 above the paper with tolerance 0.05: the first shade on the "higher" side
+    assert ("<td class='better1'>0.40&plusmn;0.14<br><span class='seeds'>0.30 0.50</span><br><span class='paper'>"
+            "paper 0.31 (+0.09)") in html
     assert html.count("class='empty'") > 0  # simvc has no noisymnist cell, comvc no noisyfashion cell
+    assert "lower by" in html and "higher by" in html  # the legend of the scale
+
+
+def test_table1_shading_is_signed_and_missing_paper_values_say_why():
+    assert tables.shade(0.03, 0.05) == "near" and tables.shade(-0.05, 0.05) == "near"
+    assert [tables.shade(d, 0.05) for d in (0.1, 0.2, 0.5)] == ["better1", "better2", "better3"]
+    assert [tables.shade(d, 0.05) for d in (-0.1, -0.2, -0.5)] == ["worse1", "worse2", "worse3"]
+    paper = tables.load_paper(ROOT / "config" / "paper_table1.yaml")
+    notes = paper.set_index(["model", "dataset", "phase"])
+    assert notes.loc[("comvc", "patchedmnist", "post"), "acc_note"] == tables.ILLEGIBLE
+    assert notes.loc[("ardmvc", "noisymnist", "pre"), "acc_note"] == tables.NOT_REPORTED
+    assert notes.loc[("ardmvc", "noisymnist", "post"), "acc_note"] == ""
+    tidy = pd.DataFrame(
+        [["noisymnist", "ardmvc", 0, "gan-both", "paper", 0.3, ph, 0.5, 0.4, 0.3] for ph in ("pre", "post")]
+        + [["demo", "comvc", 0, "gan-both", "paper", 0.3, ph, 0.5, 0.4, 0.3] for ph in ("pre", "post")],
+        columns=tables.COLUMNS)
+    html = tables.table1_html(tables.table1(tidy, paper), 0.05, "test")
+    assert html.count("not reported in the paper") == 3 + 2 + 6  # ardmvc pre, its post NMI/ARI, the demo rows
+    assert "illegible" in html and "paper 0.90 (-0.40)" in html
 
 
 def test_paper_table_loads_and_names_only_known_models_and_datasets():

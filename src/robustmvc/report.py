@@ -1,25 +1,43 @@
-"""The landing pages: one index per scale (demo, cpu-scale, full) and `reports/index.html` over them.
+"""The landing pages: one index per scale (demo, cpu-scale, full) and `reports/index.html` over them,
+and the finishing of every rendered notebook page of a scale.
 
-Plain self-contained HTML (inline CSS, no scripts), so the reports read offline.
+Plain self-contained HTML (no scripts), so the reports read offline. The index step also gives every
+notebook page a provenance header and a link back to the index, moves the CSS nbconvert inlines into
+each page (~250 KB, the same for all) into one shared file, folds long runs of figures, and ships
+the tidy CSV, the per-run JSON and the config files beside the pages, linked from them.
 """
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import html
-import subprocess
+import json
+import re
+import shutil
 from pathlib import Path
 
 import numpy as np
 
 from robustmvc import __version__
-from robustmvc.files import atomic_path, read_json
+from robustmvc.files import atomic_path, read_json, write_json
+from robustmvc.pages import RUNTIME_CLASS, git_state
 
 STYLE = """
 body{font-family:system-ui,sans-serif;max-width:70rem;margin:2rem auto;padding:0 1rem;color:#222}
 table{border-collapse:collapse;margin:1rem 0}th,td{border:1px solid #ccc;padding:.3rem .6rem;text-align:right}
 th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}pre{background:#f7f7f7;padding:.8rem;overflow:auto}
-.muted{color:#666}
+.muted{color:#666}.grid td{text-align:center}.grid a{margin:0 .15rem}
 """
+# the header every notebook page gets (the notebooks' own CSS is JupyterLab's; this is added to it)
+HEADER_STYLE = """
+.provenance{font:13px/1.5 system-ui,sans-serif;background:#f4f6f8;border-bottom:1px solid #d0d7de;
+padding:.5rem 1rem;margin:0 0 1rem 0;color:#333}.provenance a{color:#0b5cad}
+.provenance dl{display:flex;flex-wrap:wrap;gap:.2rem 1.2rem;margin:.3rem 0 0 0}
+.provenance dt{font-weight:600;display:inline}.provenance dd{display:inline;margin:0 0 0 .3rem}
+.jp-OutputArea-output pre{white-space:pre-wrap;overflow-wrap:anywhere}
+details.folded{margin:.5rem 0 1rem 0}details.folded>summary{cursor:pointer;color:#0b5cad;font:14px system-ui,sans-serif}
+"""
+FOLD_AFTER = 2  # figures of one cell shown before the rest is folded
 
 
 def _page(title: str, body: str) -> str:
@@ -32,14 +50,201 @@ def _write(path: Path, text: str) -> None:
         tmp.write_text(text)
 
 
-def git_commit() -> str:
+def ship_data(results: Path, reports: Path, configs: list[str]) -> dict[str, str]:
+    """Copy the tidy CSV, every per-run metrics JSON and the config files under `reports/data/`, so the
+    pages can link them and the folder stands alone. Returns {what: path relative to `reports`}."""
+    data = reports / "data"
+    shipped = {}
+    tidy = results / "metrics" / "all.csv"
+    data.mkdir(parents=True, exist_ok=True)
+    if tidy.is_file():
+        shutil.copyfile(tidy, data / "all.csv")
+        shipped["all.csv"] = "data/all.csv"
+    for f in sorted((results / "metrics").rglob("*.json")):
+        target = data / "metrics" / f.relative_to(results / "metrics")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(f, target)
+    if (data / "metrics").is_dir():
+        shipped["per-run JSON"] = "data/metrics/"
+    for c in configs:
+        if Path(c).is_file():
+            (data / "config").mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(c, data / "config" / Path(c).name)
+            shipped[c] = f"data/config/{Path(c).name}"
+    return shipped
+
+
+def benchmark_of(results: Path, stage: str, name: str) -> dict[str, float] | None:
+    """Snakemake's benchmark of the job that rendered reports/{stage}/{name}.html: wall and CPU seconds."""
+    f = results / "benchmarks" / stage / f"{name}.tsv"
+    if not f.is_file():
+        return None
+    lines = f.read_text().splitlines()
+    if len(lines) < 2:
+        return None
+    row = dict(zip(lines[0].split("\t"), lines[1].split("\t")))
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True).stdout.strip()
-        return out.stdout.strip() + (" (with uncommitted changes)" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+        return {"seconds": float(row["s"]), "cpu_seconds": float(row.get("cpu_time", "nan"))}
+    except ValueError:
+        return None
+
+
+def run_date(results: Path, stage: str, name: str, page: Path) -> str:
+    """When the page's notebook finished: papermill's end time in the executed notebook, else the
+    page's modification time."""
+    nb = results / "notebooks" / stage / f"{name}.ipynb"
+    end = None
+    if nb.is_file():
+        try:
+            end = json.loads(nb.read_text())["metadata"]["papermill"]["end_time"]
+        except (ValueError, KeyError):
+            end = None
+    when = dt.datetime.fromisoformat(end) if end else dt.datetime.fromtimestamp(page.stat().st_mtime, dt.timezone.utc)
+    return when.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def run_json(page: Path, reports: Path) -> str | None:
+    """The shipped metrics JSON of the run a train or attack page shows (relative to `reports`), if any:
+    `{dataset}-{model}-seed{s}` -> its clean record, `{dataset}-{model}-{variant}-{protocol}-seed{s}` -> the
+    attack's."""
+    m = re.fullmatch(r"([^-]+)-(.+)-seed(\d+)", page.stem)
+    if not m:
+        return None
+    dataset, rest, seed = m.groups()
+    for model_dir in sorted((reports / "data" / "metrics" / dataset).glob("*"), key=lambda d: -len(d.name)):
+        if rest == model_dir.name:
+            variant = "clean"
+        elif rest.startswith(model_dir.name + "-"):
+            variant = rest[len(model_dir.name) + 1:]
+        else:
+            continue
+        base, _, protocol = variant.rpartition("-")
+        run = model_dir / base / protocol if protocol in ("paper", "strict") else model_dir / variant
+        found = run / f"seed{seed}.json"
+        return found.relative_to(reports).as_posix() if found.is_file() else None
+    return None
+
+
+def provenance_header(page: Path, reports: Path, results: Path, commit: tuple[str, bool],
+                      shipped: dict[str, str], runtime: dict | None, date: str) -> str:
+    """The header of one notebook page: a link back to the index, the date, the commit the notebook ran
+    at and the one the reports were built at (each with a dirty flag), config files (linked), device,
+    threads, precision and the job's compute time."""
+    stage, name = page.parent.name, page.stem
+    up = "../" * len(page.parent.relative_to(reports).parts)
+    bench = benchmark_of(results, stage, name)
+    sha, dirty = commit
+    runtime = runtime or {}
+    configs = ", ".join(f"<a href='{up}{html.escape(path)}'>{html.escape(c)}</a>" for c, path in shipped.items()
+                        if path.startswith("data/config/")) or "not recorded"
+    links = {what: path for what, path in shipped.items() if path == "data/all.csv"}
+    own = run_json(page, reports)
+    if own:
+        links["this run's JSON"] = own
+    data = " &middot; ".join(f"<a href='{up}{html.escape(path)}'>{html.escape(what)}</a>" for what, path in links.items())
+    items = {
+        "date": html.escape(date),
+        "run at commit": (html.escape(runtime["commit"]) + (" (with uncommitted changes)" if runtime.get("dirty") else "")
+                          if runtime.get("commit") else "not recorded"),
+        "reports built at": html.escape(sha) + (" (with uncommitted changes)" if dirty else ""),
+        "config": configs,
+        "device": html.escape(str(runtime.get("device", "not recorded"))),
+        "threads": html.escape(str(runtime.get("threads", "not recorded"))),
+        "precision": html.escape(str(runtime.get("precision", "fp32"))),
+        "compute": (f"{bench['seconds']:.1f} s wall, {bench['cpu_seconds']:.1f} s CPU" if bench else "not recorded"),
+    }
+    fields = "".join(f"<div><dt>{k}</dt><dd>{v}</dd></div>" for k, v in items.items())
+    return (f"<header class='provenance'><a href='{up}index.html'>&larr; index of "
+            f"{html.escape(reports.name)}</a> &middot; <b>{html.escape(stage)} / {html.escape(name)}</b>"
+            + (f" &middot; data: {data}" if data else "") + f"<dl>{fields}</dl></header>")
+
+
+def shared_css(soup, reports: Path, page: Path) -> None:
+    """Move the page's <head> styles into one CSS file of the report folder (named by its content, so
+    pages rendered by another nbconvert keep theirs) and link it; already moved styles stay linked."""
+    styles = soup.head.find_all("style") if soup.head else []
+    if not styles:
+        return
+    text = "\n".join(s.string or "" for s in styles) + HEADER_STYLE
+    name = f"style-{hashlib.sha256(text.encode()).hexdigest()[:10]}.css"
+    css = reports / name
+    if not css.is_file():
+        with atomic_path(css) as tmp:
+            tmp.write_text(text)
+    for s in styles:
+        s.decompose()
+    up = "../" * len(page.parent.relative_to(reports).parts)
+    soup.head.append(soup.new_tag("link", rel="stylesheet", href=f"{up}{name}"))
+
+
+def fold_figures(soup, keep: int = FOLD_AFTER) -> int:
+    """In every cell whose output holds more than `keep` images, fold the outputs after the `keep`-th
+    image into one <details>; returns how many cells were folded."""
+    folded = 0
+    for area in soup.select("div.jp-OutputArea"):
+        if area.find("details", class_="folded"):
+            continue
+        children = area.find_all("div", class_="jp-OutputArea-child", recursive=False)
+        shown, cut = 0, None
+        for i, child in enumerate(children):
+            if child.find("img"):
+                shown += 1
+                if shown == keep:
+                    cut = i + 1
+        if shown <= keep or cut is None or cut >= len(children):
+            continue
+        rest = children[cut:]
+        n_more = sum(1 for c in rest if c.find("img"))
+        details = soup.new_tag("details", attrs={"class": "folded"})
+        summary = soup.new_tag("summary")
+        summary.string = f"{n_more} more figure{'s' if n_more != 1 else ''}"
+        details.append(summary)
+        rest[0].insert_before(details)
+        for child in rest:
+            details.append(child.extract())
+        folded += 1
+    return folded
+
+
+def lift_runtime(soup) -> dict | None:
+    """The runtime record a notebook displayed (robustmvc.pages.setup), removed from the page body."""
+    node = soup.find("div", class_=RUNTIME_CLASS)
+    if node is None:
+        return None
+    record = json.loads(node["data-runtime"])
+    holder = node.find_parent("div", class_="jp-OutputArea-child") or node
+    holder.decompose()
+    return record
+
+
+def finish_page(page: Path, reports: Path, results: Path, commit: tuple[str, bool], shipped: dict[str, str]) -> None:
+    """Header, shared CSS and folded figures for one rendered notebook page; running it again on a
+    finished page only refreshes the header (the runtime record moves into the header's data)."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(page.read_text(), "html.parser")
+    old = soup.select_one("header.provenance")
+    runtime = lift_runtime(soup)
+    if runtime is None and old is not None and old.has_attr("data-runtime"):
+        runtime = json.loads(old["data-runtime"])
+    # the first pass dates the page (finishing it changes its modification time)
+    date = old["data-date"] if old is not None and old.has_attr("data-date") else run_date(
+        results, page.parent.name, page.stem, page)
+    if old is not None:
+        old.decompose()
+    shared_css(soup, reports, page)
+    fold_figures(soup)
+    header = BeautifulSoup(provenance_header(page, reports, results, commit, shipped, runtime, date),
+                           "html.parser").header
+    header["data-date"] = date
+    if runtime:
+        header["data-runtime"] = json.dumps(runtime)
+    soup.body.insert(0, header)
+    for node in list(soup.contents):  # keep the top level from gaining a blank line per pass
+        if isinstance(node, str) and not node.strip() and type(node).__name__ == "NavigableString":
+            node.extract()
+    with atomic_path(page) as tmp:
+        tmp.write_text(str(soup))
 
 
 def clean_table(results: Path) -> str:
@@ -144,27 +349,120 @@ def scorecard_section(results: Path) -> str:
             + (f"<p>Left out:</p><ul>{omitted}</ul>" if omitted else ""))
 
 
-def report_links(reports: Path) -> str:
+VARIANT_ORDER = ["gan-both", "gan-com", "gan-con", "pgd", "blackbox", "whitebox", "embedding"]
+
+
+def _attack_pages(reports: Path, results: Path) -> list[tuple[str, str, str, int, str]]:
+    """(dataset, model, variant, seed, href) of every attack page; names are
+    `{dataset}-{model}-{variant}-{protocol}-seed{seed}.html`, split with the model names known from the
+    results; the variant is shown with its protocol, `gan-both (paper)`."""
+    from robustmvc.tables import MODEL_ORDER
+
+    known = set(MODEL_ORDER) | {p.name for p in results.glob("metrics/*/*") if p.is_dir()}
+    rows = []
+    for page in sorted((reports / "03_attack").glob("*.html")):
+        m = re.fullmatch(r"([^-]+)-(.+)-seed(\d+)", page.stem)
+        if not m:
+            continue
+        dataset, rest, seed = m.group(1), m.group(2), int(m.group(3))
+        model = max((k for k in known if rest.startswith(k + "-")), key=len, default=None)
+        if model is None:
+            continue
+        variant, _, protocol = rest[len(model) + 1:].rpartition("-")
+        rows.append((dataset, model, f"{variant} ({protocol})", seed, f"03_attack/{page.name}"))
+    return rows
+
+
+def attack_grid(reports: Path, results: Path) -> str:
+    """The attack pages as one model x attack table per dataset, each cell linking its seeds."""
+    from robustmvc.tables import DATASET_ORDER, MODEL_ORDER
+
+    rows = _attack_pages(reports, results)
+    if not rows:
+        return ""
+    order = lambda values, ref: sorted(values, key=lambda v: (ref.index(v) if v in ref else len(ref), v))
     parts = []
-    for stage in sorted(p for p in reports.iterdir() if p.is_dir()):
+    for dataset in order({r[0] for r in rows}, DATASET_ORDER):
+        part = [r for r in rows if r[0] == dataset]
+        variants = sorted({r[2] for r in part}, key=lambda v: (*order([v.split(" ")[0]], VARIANT_ORDER), v))
+        head = "<tr><th>model</th>" + "".join(f"<th>{html.escape(v)}</th>" for v in variants) + "</tr>"
+        body = []
+        for model in order({r[1] for r in part}, MODEL_ORDER):
+            cells = []
+            for v in variants:
+                links = [f"<a href='{href}' title='{html.escape(f'{dataset} {model} {v} seed {seed}')}'>s{seed}</a>"
+                         for _, mo, va, seed, href in sorted(part, key=lambda r: r[3]) if mo == model and va == v]
+                cells.append(f"<td>{' '.join(links) or '&ndash;'}</td>")
+            body.append(f"<tr><td>{html.escape(model)}</td>{''.join(cells)}</tr>")
+        parts.append(f"<h4>{html.escape(dataset)}</h4><table class='grid'>{head}{''.join(body)}</table>")
+    return ("<h3>03_attack</h3><p class='muted'>One page per run: rows are models, columns attacks, "
+            "s0, s1 the seeds.</p>" + "".join(parts))
+
+
+def report_links(reports: Path, results: Path | None = None) -> str:
+    """Links to every rendered page: a list per stage, the attack stage as a model x attack grid."""
+    parts = []
+    for stage in sorted(p for p in reports.iterdir() if p.is_dir() and p.name != "data"):
         pages = sorted(stage.glob("*.html"))
+        if stage.name == "03_attack" and results is not None and pages:
+            grid = attack_grid(reports, results)
+            if grid:
+                parts.append(grid)
+                continue
         if pages:
             items = "".join(f"<li><a href='{stage.name}/{p.name}'>{html.escape(p.stem)}</a></li>" for p in pages)
             parts.append(f"<h3>{html.escape(stage.name)}</h3><ul>{items}</ul>")
     return "".join(parts) or "<p class='muted'>No rendered reports.</p>"
 
 
+def claim_counts(results: Path) -> dict[str, int]:
+    """How many verdicts of the scorecard (claim x dataset x protocol) hold, fail, stay inconclusive or
+    are not informative on this scale's numbers; zeros before the evaluation notebook wrote it."""
+    counts = {"holding": 0, "failing": 0, "inconclusive": 0, "not informative": 0}
+    path = results / "metrics" / "scorecard.json"
+    if not path.is_file():
+        return counts
+    names = {"holds": "holding", "fails": "failing", "inconclusive": "inconclusive",
+             "not informative": "not informative"}
+    for claim in read_json(path)["claims"]:
+        counts[names[claim["verdict"]]] += 1
+    return counts
+
+
+def scale_summary(results: Path, reports: Path, when: str, commit: tuple[str, bool]) -> dict:
+    """What ran at this scale, for the landing page's line about it (also written as summary.json)."""
+    runs = [f for f in results.glob("metrics/*/*/clean/seed*.json")]
+    devices = sorted({read_json(f).get("device") for f in results.glob("metrics/**/seed*.json")} - {None})
+    return {"scale": reports.name, "date": when, "commit": commit[0], "dirty": commit[1],
+            "datasets": sorted({f.parts[-4] for f in runs}), "models": sorted({f.parts[-3] for f in runs}),
+            "seeds": sorted({int(f.stem[4:]) for f in runs}), "devices": devices,
+            "claims": claim_counts(results)}
+
+
 def write_index(results: str | Path, reports: str | Path, configs: list[str]) -> Path:
+    """The scale's index, after finishing every notebook page under `reports` (header, back link,
+    shared CSS, folded figures) and shipping the data they link; then the landing page above it."""
     results, reports = Path(results), Path(reports)
     reports.mkdir(parents=True, exist_ok=True)
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    commit = git_state()
+    shipped = ship_data(results, reports, configs)
+    for page in sorted(reports.glob("*/*.html")):
+        finish_page(page, reports, results, commit, shipped)
+    summary = scale_summary(results, reports, now, commit)
+    write_json(reports / "summary.json", summary)
+    links = " &middot; ".join(f"<a href='{html.escape(path)}'>{html.escape(what)}</a>" for what, path in shipped.items())
     config_text = "".join(f"<h3>{html.escape(c)}</h3><pre>{html.escape(Path(c).read_text())}</pre>"
                           for c in configs if Path(c).is_file())
-    body = (f"<p class='muted'>Built {now} &middot; robustmvc {__version__} &middot; commit {git_commit()} "
-            f"&middot; results in <code>{html.escape(str(results))}</code></p>"
+    body = (f"<p><a href='../index.html'>&larr; all scales</a></p>"
+            f"<header class='provenance'><p class='muted'>Built {now} &middot; robustmvc {__version__} &middot; "
+            f"commit {html.escape(commit[0])}{' (built with uncommitted changes)' if commit[1] else ''} &middot; "
+            f"device {html.escape(', '.join(summary['devices']) or 'not recorded')} &middot; "
+            f"results in <code>{html.escape(str(results))}</code></p>"
+            f"<p class='muted'>Data beside the pages: {links or 'none yet'}</p></header>"
             f"{scorecard_section(results)}"
             f"<h2>Clean clustering on the evaluation half</h2>{clean_table(results)}"
-            f"<h2>Reports</h2>{report_links(reports)}"
+            f"<h2>Reports</h2>{report_links(reports, results)}"
             f"<h2>Wall time per stage</h2>{stage_times(results)}"
             f"<h2>Configuration</h2>{config_text}")
     index = reports / "index.html"
@@ -173,13 +471,34 @@ def write_index(results: str | Path, reports: str | Path, configs: list[str]) ->
     return index
 
 
+def landing_line(summary: dict) -> str:
+    """One line per scale: what ran and how the paper's claims fared, linking into the scale."""
+    c = summary.get("claims", {})
+    what = (f"datasets {', '.join(summary.get('datasets', []))}; {len(summary.get('models', []))} models; "
+            f"seeds {', '.join(map(str, summary.get('seeds', [])))}; "
+            f"device {', '.join(summary.get('devices', [])) or 'not recorded'}; built {summary.get('date', '')}")
+    claims = (f"verdicts: {c.get('holding', 0)} holding, {c.get('failing', 0)} failing, "
+              f"{c.get('inconclusive', 0)} inconclusive, {c.get('not informative', 0)} not informative")
+    scale = summary["scale"]
+    return (f"<li><a href='{html.escape(scale)}/index.html'><b>{html.escape(scale)}</b></a>: {html.escape(what)} "
+            f"&middot; <a href='{html.escape(scale)}/06_evaluate/evaluate.html'>{html.escape(claims)}</a></li>")
+
+
 def write_landing(root: str | Path) -> Path:
-    """`reports/index.html`: one link per scale whose index exists."""
+    """`reports/index.html`: per scale whose index exists, one line of what ran and the claims' counts
+    (from its summary.json; a bare link for a scale built before summaries were written)."""
     root = Path(root)
-    scales = sorted(p.parent.name for p in root.glob("*/index.html"))
-    items = "".join(f"<li><a href='{s}/index.html'>{html.escape(s)}</a></li>" for s in scales)
-    body = ("<p>Reports of the AR-DMVC reproduction, one set per scale of the experiment.</p>"
-            f"<ul>{items}</ul>" if items else "<p class='muted'>No reports built yet.</p>")
+    items = []
+    for index in sorted(root.glob("*/index.html")):
+        summary_file = index.parent / "summary.json"
+        if summary_file.is_file():
+            items.append(landing_line(read_json(summary_file)))
+        else:
+            name = index.parent.name
+            items.append(f"<li><a href='{html.escape(name)}/index.html'>{html.escape(name)}</a></li>")
+    body = ("<p>Reports of the AR-DMVC reproduction, one set per scale of the experiment: what ran, and how "
+            "many of the paper's claims hold on its numbers.</p>"
+            f"<ul>{''.join(items)}</ul>" if items else "<p class='muted'>No reports built yet.</p>")
     landing = root / "index.html"
     _write(landing, _page("robustmvc reports", body))
     return landing

@@ -69,16 +69,26 @@ def summarize(tidy: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
+NOT_REPORTED, ILLEGIBLE = "not reported", "illegible"
+
+
 def load_paper(path: str | Path) -> pd.DataFrame:
-    """The paper's Table 1 as rows (dataset, model, phase, acc, nmi, ari); illegible cells are NaN."""
+    """The paper's Table 1 as rows (dataset, model, phase, acc, nmi, ari, and per metric a `_note`):
+    a missing number is NaN, its note says why: `illegible` (null in the YAML: unreadable in the
+    source) or `not reported` (`nr`: the paper gives no such number)."""
     table = yaml.safe_load(Path(path).read_text())["table1"]
     rows = []
     for model, per_dataset in table.items():
         for dataset, phases in per_dataset.items():
             for phase in ("pre", "post"):
-                values = [np.nan if v is None else float(v) for v in phases[phase]]
-                rows.append([dataset, model, phase, *values])
-    return pd.DataFrame(rows, columns=["dataset", "model", "phase", *METRICS])
+                cells = phases[phase]
+                if any(v is not None and v != "nr" and not isinstance(v, (int, float)) for v in cells):
+                    raise ValueError(f"{path}: {model}/{dataset}/{phase} holds {cells}; write numbers, null "
+                                     "(illegible) or nr (not reported)")
+                values = [float(v) if isinstance(v, (int, float)) else np.nan for v in cells]
+                notes = [ILLEGIBLE if v is None else NOT_REPORTED if v == "nr" else "" for v in cells]
+                rows.append([dataset, model, phase, *values, *notes])
+    return pd.DataFrame(rows, columns=["dataset", "model", "phase", *METRICS, *(f"{m}_note" for m in METRICS)])
 
 
 def in_order(values, order):
@@ -185,21 +195,49 @@ def table1(tidy: pd.DataFrame, paper: pd.DataFrame, attack: str = "gan-both") ->
                 values = paired[phase].to_numpy(dtype=float)
                 match = paper[(paper["dataset"] == dataset) & (paper["model"] == model) & (paper["phase"] == phase)]
                 ref = float(match[m].iloc[0]) if len(match) and protocol == "paper" else np.nan
+                note = (str(match[f"{m}_note"].iloc[0]) if len(match) and f"{m}_note" in match else
+                        "" if len(match) else NOT_REPORTED)
                 rows.append({"model": model, "dataset": dataset, "protocol": protocol, "phase": phase, "metric": m,
                              "mean": values.mean(), "std": values.std(ddof=1) if len(values) > 1 else 0.0,
                              "seeds": len(values), "values": [float(v) for v in values],
-                             "seed_ids": [int(s) for s in paired["seed"]], "paper": ref, "diff": values.mean() - ref})
+                             "seed_ids": [int(s) for s in paired["seed"]], "paper": ref, "diff": values.mean() - ref,
+                             "paper_note": note})
     return pd.DataFrame(rows, columns=["model", "dataset", "protocol", "phase", "metric", "mean", "std", "seeds",
-                                       "values", "seed_ids", "paper", "diff"])
+                                       "values", "seed_ids", "paper", "diff", "paper_note"])
 
 
 PROTOCOL_ORDER = ["paper", "strict"]
 
 
+# Table 1 shading: a diverging, colour-blind-safe scale (PuOr) signed by ours - paper; cut points on |diff|
+SHADES = {"worse": ["#fee0b6", "#fdb863", "#e08214"], "better": ["#d8daeb", "#b2abd2", "#8073ac"]}
+SHADE_CUTS = (0.15, 0.30)  # above the tolerance: up to 0.15, up to 0.30, beyond
+
+
+def shade(diff: float, tolerance: float) -> str:
+    """CSS class of a Table 1 cell: `near` within the tolerance, else `better1..3` / `worse1..3` by how
+    far our value lies above / below the paper's."""
+    if np.isnan(diff) or abs(diff) <= tolerance:
+        return "near"
+    level = 1 + sum(abs(diff) > c for c in SHADE_CUTS)
+    return f"{'better' if diff > 0 else 'worse'}{level}"
+
+
+def _shade_legend(tolerance: float) -> str:
+    bounds = [f"{tolerance:.2f}&ndash;{SHADE_CUTS[0]:.2f}", f"{SHADE_CUTS[0]:.2f}&ndash;{SHADE_CUTS[1]:.2f}",
+              f"&gt; {SHADE_CUTS[1]:.2f}"]
+    worse = [f"<span class='sw worse{i}'>lower by {b}</span>" for i, b in reversed(list(enumerate(bounds, 1)))]
+    better = [f"<span class='sw better{i}'>higher by {b}</span>" for i, b in enumerate(bounds, 1)]
+    return ("<p class='legend'>" + "".join(worse) + f"<span class='sw near'>within &plusmn;{tolerance:.2f}</span>"
+            + "".join(better) + "</p>")
+
+
 def table1_html(t1: pd.DataFrame, tolerance: float, scale: str) -> str:
     """Models as rows, datasets x metrics as columns; per model a pre and a post row under each protocol.
-    Each cell shows ours (mean +- std over seeds), every seed's value in small print under it, and,
-    under the paper protocol, the paper's value and the difference (a miss beyond `tolerance` shaded)."""
+    Each cell shows ours (mean +- std over seeds) and every seed's value in small print; under the paper
+    protocol also the paper's value and the difference, shaded on a diverging scale by how far ours lies
+    above (purple) or below (orange) the paper's; a missing paper value says whether it is not reported
+    (n/r) or illegible in the source (ill.)."""
     if t1.empty:
         return "<p>No attack results to tabulate yet.</p>"
     datasets = in_order(t1["dataset"].unique(), DATASET_ORDER)
@@ -210,6 +248,8 @@ def table1_html(t1: pd.DataFrame, tolerance: float, scale: str) -> str:
         f"<th colspan='3'>{html.escape(d)}</th>" for d in datasets) + "</tr><tr>" + "".join(
         f"<th>{m.upper()}</th>" for _ in datasets for m in METRICS) + "</tr>"
     cell = {(r.model, r.dataset, r.protocol, r.phase, r.metric): r for r in t1.itertuples()}
+    marks = {NOT_REPORTED: "<abbr title='not reported in the paper'>n/r</abbr>",
+             ILLEGIBLE: "<abbr title='illegible in the source of the paper'>ill.</abbr>"}
     body = []
     for model in models:
         shown = [(p, ph) for p, ph in lines if any((model, d, p, ph, "acc") in cell for d in datasets)]
@@ -226,23 +266,31 @@ def table1_html(t1: pd.DataFrame, tolerance: float, scale: str) -> str:
                     if protocol != "paper":
                         tds.append(f"<td>{ours}{seeds}</td>")
                     elif np.isnan(r.paper):
-                        tds.append(f"<td>{ours}{seeds}<br><span class='paper'>paper &ndash;</span></td>")
+                        note = getattr(r, "paper_note", "") or NOT_REPORTED
+                        tds.append(f"<td class='nopaper'>{ours}{seeds}<br><span class='paper'>paper {marks[note]}"
+                                   "</span></td>")
                     else:
-                        miss = abs(r.diff) > tolerance
-                        tds.append(f"<td class='{'miss' if miss else 'hit'}'>{ours}{seeds}<br><span class='paper'>"
-                                   f"paper {r.paper:.2f} ({r.diff:+.2f})</span></td>")
+                        tds.append(f"<td class='{shade(r.diff, tolerance)}'>{ours}{seeds}<br><span class='paper'>"
+                                   f"paper {r.paper:.2f} ({round(r.diff, 2) + 0.0:+.2f})</span></td>")
             label = f"<th rowspan='{len(shown)}'>{html.escape(model)}</th>" if i == 0 else ""
             body.append(f"<tr>{label}<td>{phase} ({html.escape(protocol)})</td>{''.join(tds)}</tr>")
     legend = (f"<p class='legend'>Scale: <b>{html.escape(scale)}</b>. Each cell: ours as mean &plusmn; std over "
               f"seeds (std shown when there are several), every seed's value in small print (in seed order), "
-              f"and under the paper protocol the paper's value and our difference. Pre and post come from the "
-              f"same runs. Cells that differ from the paper by more than {tolerance:.2f} are shaded; "
-              f"&ndash; = not run or not reported.</p>")
+              f"and under the paper protocol the paper's value and our difference (ours &minus; paper). Pre and "
+              f"post come from the same runs. Shading says where ours lies: higher than the paper's (purple: "
+              f"clusters better; after the attack, the attack hurt less than in the paper) or lower (orange). "
+              f"Paper n/r = not reported, ill. = illegible in the paper's source; &ndash; = not run here.</p>")
+    shades = "".join(f".t1 .{k}{i + 1}{{background:{c}}}" for k, cs in SHADES.items() for i, c in enumerate(cs))
     style = ("<style>.t1{border-collapse:collapse;font-size:.85rem}.t1 td,.t1 th{border:1px solid #ccc;"
-             "padding:.2rem .4rem;text-align:center}.t1 .miss{background:#fde2e1}.t1 .hit{background:#e3f4e1}"
-             ".t1 .paper{color:#555;font-size:.75rem}.t1 .seeds{color:#777;font-size:.65rem}"
-             ".t1 .empty{color:#aaa}</style>")
-    return f"{style}{legend}<table class='t1' id='table1'>{head}{''.join(body)}</table>"
+             f"padding:.2rem .4rem;text-align:center}}{shades}.t1 .worse3,.t1 .better3{{color:#fff}}"
+             ".t1 .worse3 .paper,.t1 .better3 .paper,.t1 .worse3 .seeds,.t1 .better3 .seeds{color:#f4f4f4}"
+             ".t1 .near{background:#f7f7f7}.t1 .paper{color:#444;font-size:.75rem}"
+             ".t1 .seeds{color:#666;font-size:.65rem}.t1 .empty{color:#888}.t1 .nopaper{background:#fff}"
+             ".legend .sw{display:inline-block;padding:.1rem .45rem;margin:.1rem .15rem;font-size:.75rem;"
+             "border:1px solid #ccc}"
+             + "".join(f".legend .{k}{i + 1}{{background:{c}}}" for k, cs in SHADES.items() for i, c in enumerate(cs))
+             + ".legend .worse3,.legend .better3{color:#fff}.legend .near{background:#f7f7f7}</style>")
+    return f"{style}{legend}{_shade_legend(tolerance)}<table class='t1' id='table1'>{head}{''.join(body)}</table>"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -251,19 +299,27 @@ def table1_html(t1: pd.DataFrame, tolerance: float, scale: str) -> str:
 
 def attack_records(results: str | Path, variants=None) -> pd.DataFrame:
     """One row per attack metrics file (`{results}/metrics/{dataset}/{model}/{variant}/{protocol}/seed{seed}.json`)
-    with what the tidy table leaves out: the device it ran on, its fitting time and the black-box query counts."""
+    with what the tidy table leaves out: the device it ran on, its fitting time, the black-box query counts,
+    and what explains a collapse (the largest cluster's share of the samples clean and attacked, and the
+    share of pixels the perturbation pushes to the full +-eps, averaged over the views)."""
     rows = []
     for f in sorted(Path(results).glob("metrics/*/*/*/*/seed*.json")):
         dataset, model, variant, protocol = f.parts[-5:-1]
         if variants is not None and variant not in variants:
             continue
         rec = read_json(f)
+        shares, perturbation = rec.get("largest_cluster_share") or {}, rec.get("perturbation") or {}
+        at_eps = perturbation.get("share_at_eps")
         rows.append({"dataset": dataset, "model": model, "seed": int(f.stem.removeprefix("seed")),
                      "attack": variant, "protocol": protocol, "device": rec.get("device"),
                      "seconds": rec.get("seconds"), "queries": rec.get("queries"),
-                     "queries_per_sample": rec.get("queries_per_sample")})
+                     "queries_per_sample": rec.get("queries_per_sample"),
+                     "largest_cluster_clean": shares.get("clean", np.nan),
+                     "largest_cluster_attacked": shares.get("attacked", np.nan),
+                     "pixels_at_eps": float(np.mean(at_eps)) if at_eps else np.nan})
     return pd.DataFrame(rows, columns=["dataset", "model", "seed", "attack", "protocol", "device", "seconds",
-                                       "queries", "queries_per_sample"])
+                                       "queries", "queries_per_sample", "largest_cluster_clean",
+                                       "largest_cluster_attacked", "pixels_at_eps"])
 
 
 TRANSFER_PREFIX = "transfer-from-"
@@ -288,17 +344,21 @@ def transfer_tidy(results: str | Path) -> pd.DataFrame:
 
 
 def transfer_grid(transfer: pd.DataFrame) -> pd.DataFrame:
-    """Post-attack ACC of each target under each surrogate's generators, mean over the target's seeds that
-    every surrogate was applied to (paired per target, dataset and protocol); columns dataset, protocol,
-    surrogate, target, post_acc, seeds."""
+    """Clean and post-attack ACC of each target under each surrogate's generators and the ACC it loses,
+    means over the target's seeds that every surrogate was applied to (paired per target, dataset and
+    protocol); columns dataset, protocol, surrogate, target, pre_acc, post_acc, drop, seeds."""
     rows = []
     for (dataset, target, protocol), part in transfer.groupby(["dataset", "model", "protocol"]):
         surrogates = sorted(part["attack"].unique())
-        wide = pair(part, {a: {"attack": a, "phase": "post"} for a in surrogates}, drop_unpaired=True)
+        sides = {f"{a} {phase}": {"attack": a, "phase": phase} for a in surrogates for phase in ("pre", "post")}
+        wide = pair(part, sides, drop_unpaired=True)
         for a in surrogates:
+            pre, post = wide[f"{a} pre"], wide[f"{a} post"]
             rows.append({"dataset": dataset, "protocol": protocol, "surrogate": a.removeprefix(TRANSFER_PREFIX),
-                         "target": target, "post_acc": wide[a].mean(), "seeds": len(wide)})
-    return pd.DataFrame(rows, columns=["dataset", "protocol", "surrogate", "target", "post_acc", "seeds"])
+                         "target": target, "pre_acc": pre.mean(), "post_acc": post.mean(),
+                         "drop": (pre - post).mean(), "seeds": len(wide)})
+    return pd.DataFrame(rows, columns=["dataset", "protocol", "surrogate", "target", "pre_acc", "post_acc", "drop",
+                                       "seeds"])
 
 
 def collect_sensitivity(results: str | Path) -> pd.DataFrame:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
+from robustmvc.progress import bar as progress_bar
 
 from robustmvc import models
 from robustmvc.device import resolve_device, resolve_precision, set_precision
@@ -82,7 +82,7 @@ def _epochs(model, views, cfg, name, loss_fn, device, progress) -> list[dict]:
     epochs = pre + int(cfg["epochs"])
     gen = torch.Generator(device="cpu").manual_seed(int(cfg.get("seed", 0)))
     history = []
-    bar = tqdm(range(epochs), desc=f"train {name}", disable=not progress, mininterval=2)
+    bar = progress_bar(range(epochs), desc=f"train {name}", disable=not progress, mininterval=2)
     for epoch in bar:
         phase = "pretrain" if epoch < pre else "main"
         if hasattr(model, "start_epoch"):

@@ -22,7 +22,7 @@ import time
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
+from robustmvc.progress import bar as progress_bar
 
 from robustmvc.attacks import gan
 from robustmvc.device import precision_of, resolve_precision
@@ -159,7 +159,7 @@ def _fit(model, oracle, views, s, perturber, critics, opt_g, opt_d, progress, na
     # f(x) never changes: one query per clean sample, in chunks a batch-statistics target also accepts
     clean = torch.cat([oracle([v[i:i + bs] for v in views]) for i in range(0, n, bs)])
     history: list[dict] = []
-    bar = tqdm(range(int(s["epochs"])), desc=name, disable=not progress, leave=False)
+    bar = progress_bar(range(int(s["epochs"])), desc=name, disable=not progress, leave=False)
     for epoch in bar:
         perturber.train()
         critics.train()

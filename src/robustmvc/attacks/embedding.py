@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
+from robustmvc.progress import bar as progress_bar
 
 from robustmvc.attacks.gan import batchnorm_of, check_common, frozen_target
 from robustmvc.device import precision_of, resolve_precision
@@ -125,7 +125,7 @@ def fit(model: nn.Module, views: list[torch.Tensor], settings: dict, progress: b
     history: list[dict] = []
     with frozen_target(model, batchnorm):
         p_clean = head(h)
-        bar = tqdm(range(int(s["epochs"])), desc=name, disable=not progress, leave=False)
+        bar = progress_bar(range(int(s["epochs"])), desc=name, disable=not progress, leave=False)
         for epoch in bar:
             start, total, batches = time.perf_counter(), torch.zeros((), device=h.device), 0
             order = torch.randperm(len(h), generator=gen).to(h.device)

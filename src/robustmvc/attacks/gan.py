@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
+from robustmvc.progress import bar as progress_bar
 
 from robustmvc.device import precision_of, resolve_precision
 from robustmvc.files import load_module_file, save_module
@@ -429,7 +429,7 @@ def _fit(model, views, s, perturber, critics, opt_g, opt_d, gen, progress, score
     with frozen_target(model, batchnorm):
         # with running-statistics BatchNorm the clean representations never change: compute them once
         cached = batched_forward(model, views, bs) if batchnorm == "eval" else None
-        bar = tqdm(range(int(s["epochs"])), desc=name, disable=not progress, leave=False)
+        bar = progress_bar(range(int(s["epochs"])), desc=name, disable=not progress, leave=False)
         for epoch in bar:
             lr = s["lr_late"] if epoch + 1 >= int(s["lr_step_epoch"]) else s["lr"]
             for opt in (opt_g, opt_d):

@@ -76,6 +76,34 @@ class AttackResult:
         }
 
 
+def collapse_record(result: AttackResult) -> dict:
+    """What explains a collapse, for the metrics JSON: the size of every cluster clean and attacked
+    (an NMI of 0 after the attack means one cluster took every sample), and per view the perturbation's
+    mean |delta|, the share of pixels pushed to the full budget +-eps, and the per-sample L2 norm.
+
+    A pixel counts as at the budget when |delta| >= eps (1 - 1e-3): float rounding of the clamp leaves
+    it a hair below. Attacks without an input budget (the embedding attack) record sizes only.
+    """
+    k = int(max(result.pred_clean.max(initial=0), result.pred_adv.max(initial=0), result.labels.max(initial=0))) + 1
+    sizes = {"clean": np.bincount(result.pred_clean, minlength=k).tolist(),
+             "attacked": np.bincount(result.pred_adv, minlength=k).tolist()}
+    n = max(len(result.pred_adv), 1)
+    record = {"cluster_sizes": sizes,
+              "largest_cluster_share": {p: max(v) / n for p, v in sizes.items()}}
+    eps = result.settings.get("eps")
+    if eps is None or result.attack == "embedding":
+        return record
+    deltas = [(a - c).reshape(len(c), -1) for a, c in zip(result.adv_views, result.clean_views)]
+    record["perturbation"] = {
+        "eps": float(eps),
+        "mean_abs": [float(np.abs(d).mean()) for d in deltas],
+        "share_at_eps": [float((np.abs(d) >= float(eps) * (1 - 1e-3)).mean()) for d in deltas],
+        "l2_mean": [float(np.linalg.norm(d, axis=1).mean()) for d in deltas],
+        "l2_max": [float(np.linalg.norm(d, axis=1).max()) for d in deltas],
+    }
+    return record
+
+
 def split(n: int, protocol: str, fraction: float = 0.5, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(fit positions, scored positions) within the eval half. `paper`: both are all n samples;
     `strict`: a seeded shuffle, the first `fraction` fits the attacker, the rest is scored."""
@@ -259,6 +287,7 @@ def attack_files(data: str | Path, checkpoint: str | Path, out: str | Path, *, a
               "protocol": settings["protocol"], "n_fit": int(len(result.fit_positions)),
               "n_eval": int(len(result.score_positions)), "settings": settings}
     record.update(result.summary())
+    record.update(collapse_record(result))
     record["history"] = result.history
     with together():  # generators, figure and metrics appear together, the metrics (what rules track) last
         if generator_out and result.perturber is not None:

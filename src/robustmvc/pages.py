@@ -1,0 +1,114 @@
+"""What every notebook shares on its rendered page: number formats, figures with alt text, and the
+runtime record (device, threads, precision) that the report index lifts into the page's header.
+
+A notebook's setup cell calls `setup(...)` once, after `%matplotlib inline`.
+"""
+from __future__ import annotations
+
+import html
+import json
+import logging
+import subprocess
+import sys
+
+import pandas as pd
+
+RUNTIME_CLASS = "robustmvc-runtime"  # the element report.py reads and removes
+
+
+def setting(value) -> str:
+    """One config value as text of its kind: integers without decimals, floats to 4 significant
+    digits (learning rates stay readable), None as a dash, lists and the rest as they print."""
+    if value is None or (isinstance(value, float) and value != value):
+        return "-"
+    if isinstance(value, bool) or isinstance(value, str):
+        return str(value)
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer() and abs(value) < 1e6):
+        return str(int(value))
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def settings_frame(values: dict, name: str = "setting") -> pd.DataFrame:
+    """A one-column table of settings, each value formatted by `setting` (a float column would print
+    `seed 0.00000` and `projection_dim NaN`)."""
+    return pd.Series({k: setting(v) for k, v in values.items()}, name=name, dtype=object).to_frame()
+
+
+def alt_text(fig) -> str:
+    """A figure described from its own labels: the title, then each panel's title and axes."""
+    parts = []
+    title = fig._suptitle.get_text() if getattr(fig, "_suptitle", None) is not None else ""
+    title = title.replace("\n", ": ")
+    if title:
+        parts.append(title)
+    for ax in fig.get_axes():
+        if not ax.get_visible() or ax.get_label() == "<colorbar>":
+            continue
+        panel = ", ".join(p for p in (ax.get_title().replace("\n", ": "), ax.get_xlabel() and f"x: {ax.get_xlabel()}",
+                                      ax.get_ylabel() and f"y: {ax.get_ylabel()}") if p)
+        if panel:
+            parts.append(panel)
+    seen = []
+    for p in parts:  # shared labels repeat on every panel
+        if p not in seen:
+            seen.append(p)
+    return "Figure: " + ("; ".join(seen[:8]) or "untitled plot")
+
+
+def _png_with_alt(fig):
+    """IPython's PNG formatter for matplotlib figures: the image and its alt text (the offline
+    template writes `alt` from the output's metadata)."""
+    from robustmvc.plots import png_bytes
+
+    return png_bytes(fig), {"alt": alt_text(fig)}
+
+
+def git_state() -> tuple[str, bool]:
+    """(short commit of HEAD, whether tracked files differ from it); ("unknown", False) outside git."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown", False
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                           text=True).stdout.strip()
+    return commit, bool(dirty)
+
+
+def runtime(device: str = "cpu", config_files=()) -> dict:
+    """Where and from what the page's computation ran: the code's commit (and whether the tree had
+    uncommitted changes), the resolved device, torch's thread count and the precision (the config's
+    `precision` resolved for the device, else fp32)."""
+    import torch
+
+    from robustmvc import config as config_mod
+    from robustmvc.device import resolve_device, resolve_precision
+
+    cfg = config_mod.load(*config_files) if config_files else {}
+    commit, dirty = git_state()
+    dev = resolve_device(device)
+    return {"commit": commit, "dirty": dirty, "device": str(dev), "threads": torch.get_num_threads(),
+            "precision": resolve_precision(cfg.get("precision") or "fp32", dev), "torch": torch.__version__}
+
+
+def setup(device: str = "cpu", config_files=()) -> None:
+    """Page defaults for a notebook: 3-decimal floats in tables, the report's plot style, figures
+    with alt text, log lines as plain output (not stderr boxes), and the runtime record shown once
+    (a hidden element the report index moves into the page header)."""
+    from IPython import get_ipython
+    from IPython.display import HTML, display
+    from matplotlib.figure import Figure
+
+    from robustmvc import plots
+
+    pd.options.display.float_format = "{:.3f}".format
+    plots.style()
+    shell = get_ipython()
+    if shell is not None:
+        shell.display_formatter.formatters["image/png"].for_type(Figure, _png_with_alt)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stdout,
+                        force=True)
+    record = html.escape(json.dumps(runtime(device, config_files)), quote=True)
+    display(HTML(f"<div class='{RUNTIME_CLASS}' hidden data-runtime=\"{record}\"></div>"))

@@ -1,0 +1,87 @@
+"""The finishing of rendered pages and the index pages, on hand-made pages and results (no DAG run)."""
+import json
+
+from robustmvc import report
+from robustmvc.files import write_json
+from robustmvc.pages import RUNTIME_CLASS
+
+CSS = "body{margin:0}" * 50
+
+
+def notebook_page(images: int) -> str:
+    """A page shaped like nbconvert's lab template: inline head CSS, the runtime record as one output,
+    and a cell whose outputs alternate a heading and an image."""
+    record = json.dumps({"commit": "abc1234", "dirty": True, "device": "cpu", "threads": 3, "precision": "fp32"}).replace('"', "&quot;")
+    outputs = "".join(f"<div class='jp-OutputArea-child'><h3>model {i}</h3></div>"
+                      f"<div class='jp-OutputArea-child'><img alt='figure {i}' src='data:image/png;base64,AA'></div>"
+                      for i in range(images))
+    return (f"<!DOCTYPE html><html><head><style>{CSS}</style><style>.x{{color:red}}</style></head><body>"
+            f"<div class='jp-OutputArea'><div class='jp-OutputArea-child'><div class='{RUNTIME_CLASS}' hidden "
+            f"data-runtime=\"{record}\"></div></div></div>"
+            f"<div class='jp-OutputArea'>{outputs}</div></body></html>")
+
+
+def make_results(tmp_path):
+    results, reports = tmp_path / "results", tmp_path / "reports" / "demo"
+    for seed, post in ((0, 0.2), (1, 0.4)):
+        write_json(results / "metrics" / "demo" / "comvc" / "clean" / f"seed{seed}.json",
+                   {"clean": {"acc": 0.9, "nmi": 0.8, "ari": 0.7}})
+        write_json(results / "metrics" / "demo" / "comvc" / "gan-both" / "paper" / f"seed{seed}.json",
+                   {"device": "cpu", "protocol": "paper", "settings": {"eps": 0.3},
+                    "clean": {"acc": 0.9, "nmi": 0.8, "ari": 0.7},
+                    "attacked": {"acc": post, "nmi": 0.1, "ari": 0.1}})
+    (results / "benchmarks" / "03_attack").mkdir(parents=True)
+    (results / "benchmarks" / "03_attack" / "demo-comvc-gan-both-paper-seed0.tsv").write_text(
+        "s\th:m:s\tmax_rss\tmean_load\tcpu_time\n12.50\t0:00:12\t100\t90\t11.25\n")
+    (results / "metrics" / "all.csv").write_text("dataset,model\ndemo,comvc\n")
+    claim = {"claim": "attack-hurts", "model": "comvc", "dataset": "demo", "text": "the attack hurts CoMVC",
+             "numbers": "0.90 -> 0.30", "protocol": "paper", "verdict": "inconclusive"}
+    write_json(results / "metrics" / "scorecard.json", {
+        "claims": [claim, {**claim, "protocol": "strict", "verdict": "holds"}], "evidence": "06_evaluate/evaluate.html",
+        "rule": "a rule", "left_out": {}, "scale": {"scale": "demo", "seeds": {"comvc": 2}}})
+    for seed in (0, 1):
+        page = reports / "03_attack" / f"demo-comvc-gan-both-paper-seed{seed}.html"
+        page.parent.mkdir(parents=True, exist_ok=True)
+        page.write_text(notebook_page(images=4))
+    config = tmp_path / "demo.yaml"
+    config.write_text("seeds: [0, 1]\n")
+    return results, reports, config
+
+
+def test_pages_get_header_shared_css_and_folded_figures_and_a_second_pass_changes_nothing(tmp_path):
+    results, reports, config = make_results(tmp_path)
+    report.write_index(results, reports, [str(config)])
+    page = reports / "03_attack" / "demo-comvc-gan-both-paper-seed0.html"
+    first = page.read_text()
+    assert first.count("class=\"provenance\"") == 1 and 'href="../index.html"' in first
+    assert "12.5 s wall, 11.2 s CPU" in first  # the job's benchmark
+    assert "<dt>threads</dt><dd>3</dd>" in first and RUNTIME_CLASS not in first  # lifted into the header
+    assert "<dt>run at commit</dt><dd>abc1234 (with uncommitted changes)</dd>" in first
+    assert 'href="../data/metrics/demo/comvc/gan-both/paper/seed0.json"' in first and 'href="../data/all.csv"' in first
+    assert (reports / "data" / "metrics" / "demo" / "comvc" / "gan-both" / "paper" / "seed0.json").is_file()
+    assert (reports / "data" / "config" / "demo.yaml").is_file()
+    # the head CSS left the page for one shared file that both pages link
+    assert "<style>" not in first and CSS not in first
+    css = list(reports.glob("style-*.css"))
+    assert len(css) == 1 and CSS in css[0].read_text() and f'href="../{css[0].name}"' in first
+    # 4 figures in one cell: 2 shown, the other 2 (with their headings) folded
+    shown, folded = first.split("<details")
+    assert shown.count("<img") == 2 and folded.count("<img") == 2 and "2 more figures" in folded
+    report.write_index(results, reports, [str(config)])
+    assert page.read_text() == first
+
+
+def test_index_has_the_attack_grid_and_the_landing_page_a_line_per_scale(tmp_path):
+    results, reports, config = make_results(tmp_path)
+    report.write_index(results, reports, [str(config)])
+    index = (reports / "index.html").read_text()
+    grid = index[index.index("class='grid'"):]
+    assert "<th>gan-both (paper)</th>" in grid and "<td>comvc</td>" in grid
+    assert "href='03_attack/demo-comvc-gan-both-paper-seed0.html'" in grid and ">s1</a>" in grid
+    assert "href='../index.html'" in index and "class='provenance'" in index
+    landing = (reports.parent / "index.html").read_text()
+    summary = json.loads((reports / "summary.json").read_text())
+    assert summary["datasets"] == ["demo"] and summary["seeds"] == [0, 1] and summary["devices"] == ["cpu"]
+    assert summary["claims"] == {"holding": 1, "failing": 0, "inconclusive": 1, "not informative": 0}
+    assert "verdicts: 1 holding, 0 failing, 1 inconclusive, 0 not informative" in landing
+    assert "href='demo/index.html'" in landing
