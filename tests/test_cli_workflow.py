@@ -1,5 +1,6 @@
 """The CLI by its commands, the config schema, and the DAG (dry runs; the demo DAG for real)."""
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -163,3 +164,34 @@ def test_dag_jobs_run_with_spaces_and_unicode_in_every_path(tmp_path):
     assert (reports / "03_attack" / "demo-comvc-gan-both-seed0.html").is_file()
     sensitivity = json.loads(targets[-1].read_text())
     assert sensitivity["model"] == "ardmvc-am" and 0 <= sensitivity["attacked"]["acc"] <= 1
+
+
+@pytest.mark.parametrize("path", [
+    ("attak",), ("attack", "epoch"), ("blackbox", "nes_sample"), ("embedding_attack", "bond"),
+    ("evaluation", "tsne_model"), ("evaluation", "eps_sweep", "model"), ("training", "epoch"),
+    ("datasets", "noisymnist", "epss"), ("sensitivity", "kl_weigth"),
+])
+def test_a_misspelt_key_at_any_level_is_refused_by_its_path(path):
+    """A typo would otherwise fall back to the default without a word (e.g. 30 attack epochs)."""
+    from robustmvc import config
+
+    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    node = cfg
+    for p in path[:-1]:
+        node = node[p]
+    node[path[-1]] = 3
+    parent = ".".join(path[:-1]) or "(top level)"
+    with pytest.raises(ValueError, match=rf"{re.escape(parent)}: .*'{path[-1]}' was unexpected"):
+        config.validate(cfg)
+
+
+def test_every_attack_setting_can_be_set_in_its_config_section():
+    """The schema lists each section's keys (so typos are refused); it must not refuse a real setting: every
+    key of the attacks' defaults, except what is per run (protocol, budget, objective, gradient)."""
+    from robustmvc.attacks import blackbox, embedding, gan, pgd
+
+    sections = yaml.safe_load((ROOT / "config" / "schema.yaml").read_text())["properties"]
+    per_run = {"protocol", "eps", "objective", "gradient"}
+    for section, defaults in (("attack", {**gan.DEFAULTS, **pgd.DEFAULTS}), ("blackbox", blackbox.DEFAULTS),
+                              ("embedding_attack", embedding.DEFAULTS)):
+        assert set(defaults) - per_run <= set(sections[section]["properties"]), section
