@@ -400,7 +400,9 @@ def test_gan_attack_breaks_a_trained_comvc_on_demo(demo_data):
     views, _ = demo_data.part("train")
     train.train(model, views, {"epochs": 10, "batch_size": 100, "lr": 1e-3, "seed": 0}, progress=False)
     before = snapshot(model)
-    s = run.resolve_settings("gan", {}, "demo", eps=0.3, epochs=2)
+    # strict protocol (running statistics): under the paper's (batch statistics of each batch of 100) the
+    # near-uniform shifts this short attack learns are largely normalised away on the demo (0.88 -> 0.85)
+    s = run.resolve_settings("gan", {}, "demo", eps=0.3, epochs=2, protocol="strict")
     result = run.run(model, *demo_data.part("eval"), s, progress=False)
     assert_same_state(model, before)
     clean, attacked = result.clean["acc"], result.attacked["acc"]

@@ -153,9 +153,10 @@ def test_dag_jobs_run_with_spaces_and_unicode_in_every_path(tmp_path):
         "training": {"epochs": 2}, "models": {"ardmvc-am": {"epochs": 1}}, "attack": {"epochs": 1},
         "transfer": {"models": ["comvc"]}, "sensitivity": {"adv_weight": [1], "kl_weight": [1]}}))
     targets = [results / "data" / "demo.npz", results / "metrics" / "demo" / "comvc" / "clean" / "seed0.json",
-               results / "metrics" / "demo" / "comvc" / "gan-both" / "seed0.json",
-               results / "detection" / "demo" / "comvc" / "gan-both" / "seed0.json",
-               results / "transfer" / "demo.csv", results / "sensitivity" / "demo" / "lambda1-gamma1" / "seed0.json"]
+               results / "metrics" / "demo" / "comvc" / "gan-both" / "paper" / "seed0.json",
+               results / "detection" / "demo" / "comvc" / "gan-both" / "paper" / "seed0.json",
+               results / "transfer" / "demo.csv",
+               results / "sensitivity" / "demo" / "lambda1-gamma1-klpaper" / "seed0.json"]
     run = snakemake("--cores", "2", *map(str, targets), "--configfile", "config/demo.yaml", "tests/demo-fast.yaml",
                     str(overlay), "--config", f"results_dir={results}", f"report_dir={reports}")
     assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]

@@ -55,7 +55,7 @@ def test_reports_open_in_a_browser_without_errors(demo_run, tmp_path):
     dom, errors = browse(index, tmp_path)
     assert not errors, errors
     check_page(dom, "index.html", run_root)
-    assert "claims:" in browse(landing, tmp_path)[0], "the landing page's line has no claim counts"
+    assert "verdicts:" in browse(landing, tmp_path)[0], "the landing page's line has no verdict counts"
     links = [link for link in re.findall(r'href="([^"#]+\.html)"', dom) if not link.startswith("../")]
     assert len(links) >= 6
     for link in re.findall(r'href="(data/[^"#]+)"', dom):
