@@ -22,7 +22,7 @@ import time
 import numpy as np
 import torch
 
-from robustmvc import models, train
+from robustmvc import registry, train
 from robustmvc.device import resolve_device, resolve_precision, set_threads
 
 MODELS = {"comvc": {}, "ardmvc-am": {"pgd_steps": 10, "pgd_step": 0.02, "pgd_eps": 0.2, "kl_weight": 0.1}}
@@ -30,7 +30,7 @@ MODELS = {"comvc": {}, "ardmvc-am": {"pgd_steps": 10, "pgd_step": 0.02, "pgd_eps
 
 def build(name: str, width: int, device: torch.device) -> torch.nn.Module:
     torch.manual_seed(0)
-    return models.build(name, [(1, 28, 28)] * 2, 10, encoder_width=width, **MODELS[name]).to(device)
+    return registry.build(name, [(1, 28, 28)] * 2, 10, encoder_width=width, **MODELS[name]).to(device)
 
 
 def ours(name, views, width, batch_size, device, precision) -> float:

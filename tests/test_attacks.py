@@ -7,7 +7,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from robustmvc import cli, models, train
+from robustmvc import cli, registry, train
+from robustmvc.device import seed_everything, to_tensors
 from robustmvc.attacks import gan, pgd, run
 from robustmvc.data import MultiViewData, save
 from conftest import blob_views
@@ -17,7 +18,7 @@ TOL = 1e-6  # float32 rounding of (x + delta) - x
 
 def tiny_model(shapes=((1, 28, 28), (1, 28, 28)), k=3, seed=0):
     torch.manual_seed(seed)
-    return models.build("comvc", list(shapes), k, encoder_width=4, hidden=16)
+    return registry.build("comvc", list(shapes), k, encoder_width=4, hidden=16)
 
 
 def snapshot(model):
@@ -156,7 +157,7 @@ def test_attack_leaves_the_target_unchanged_and_trains_the_generator(protocol):
     model.train()  # the mode must come back as it was
     before = snapshot(model)
     views, _ = blob_views(20)
-    views = train.to_tensors(views, "cpu")
+    views = to_tensors(views, "cpu")
     s = gan.check_settings({"eps": 0.2, "epochs": 2, "batch_size": 10, "protocol": protocol})
     torch.manual_seed(s["seed"])
     fresh = gan.Perturber([(1, 28, 28)] * 2, 0.2, s["init_std"])
@@ -280,9 +281,9 @@ def test_fitted_clustering_is_fitted_once_on_the_whole_set_under_batch_statistic
     from sklearn.metrics import adjusted_rand_score
 
     torch.manual_seed(0)
-    model = models.build(name, [(1, 28, 28)] * 2, 3, encoder_width=4, **FITTED[name])
+    model = registry.build(name, [(1, 28, 28)] * 2, 3, encoder_width=4, **FITTED[name])
     views, _ = blob_views(60)
-    views = train.to_tensors(views, "cpu")
+    views = to_tensors(views, "cpu")
     bs, n = 10, 60
     with gan.frozen_target(model, "batch"):
         labels = gan.predict(model, views, bs, seed=5).numpy()
@@ -395,8 +396,8 @@ def test_cli_attack_missing_checkpoint_is_one_clear_error(tiny_files, capsys):
 
 @pytest.mark.slow
 def test_gan_attack_breaks_a_trained_comvc_on_demo(demo_data):
-    train.seed_everything(0)
-    model = models.build("comvc", demo_data.view_shapes, demo_data.n_clusters, encoder_width=16)
+    seed_everything(0)
+    model = registry.build("comvc", demo_data.view_shapes, demo_data.n_clusters, encoder_width=16)
     views, _ = demo_data.part("train")
     train.train(model, views, {"epochs": 10, "batch_size": 100, "lr": 1e-3, "seed": 0}, progress=False)
     before = snapshot(model)

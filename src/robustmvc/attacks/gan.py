@@ -26,6 +26,7 @@ from robustmvc.progress import bar as progress_bar
 
 from robustmvc.device import precision_of, resolve_precision
 from robustmvc.files import load_module_file, save_module
+from robustmvc.metrics import clustering_scores
 from robustmvc.models.blocks import ModelOutput, batched_forward
 
 log = logging.getLogger(__name__)
@@ -421,7 +422,6 @@ def fit(model: nn.Module, views: list[torch.Tensor], settings: dict, *, progress
 
 
 def _fit(model, views, s, perturber, critics, opt_g, opt_d, gen, progress, score_views, score_labels, name):
-    from robustmvc.metrics import clustering_scores
 
     n, bs, device = len(views[0]), int(s["batch_size"]), views[0].device
     history: list[dict] = []
