@@ -76,7 +76,7 @@ def _report(args) -> None:
 
 
 def _attack(args) -> None:
-    from robustmvc.attacks import attack_files
+    from robustmvc.attacks.run import attack_files
 
     rec = attack_files(args.data, args.checkpoint, args.out, attack=args.attack, config=args.config,
                        generator_out=args.generator_out, examples_out=args.examples_out,
