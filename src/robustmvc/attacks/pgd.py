@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from robustmvc.device import precision_of, resolve_precision
-from robustmvc.models.blocks import evaluating
+from robustmvc.models.blocks import evaluating, frozen_parameters
 
 # Settings of PGD as an evaluation attack (the run's `settings`); eps is per dataset.
 DEFAULTS: dict = {
@@ -40,7 +40,8 @@ def pgd(model: nn.Module, views: Sequence[torch.Tensor], objective: Objective, e
 
     Each step moves the attacked views by `step` along the sign of the objective's gradient, then
     projects onto the ball and the box. The model runs in eval mode during the search (its mode is
-    restored afterwards); only the inputs get gradients, so its parameters, their `.grad` and its
+    restored afterwards) with its parameters frozen (`frozen_parameters`): only the inputs get
+    gradients, autograd spends nothing on the weights, and the parameters, their `.grad` and the
     BatchNorm running statistics are left as they were. Views not in `views_to_attack` stay clean.
     Returns detached tensors. `keep_mode=True` searches in the model's current mode instead (a model
     in train mode then updates its BatchNorm running statistics at every step, as the public
@@ -60,7 +61,8 @@ def pgd(model: nn.Module, views: Sequence[torch.Tensor], objective: Objective, e
         for v in attacked:
             noise = torch.rand(clean[v].shape, generator=generator, device=clean[v].device, dtype=clean[v].dtype)
             adv[v] = torch.minimum(torch.maximum(clean[v] + (2 * noise - 1) * eps, lower[v]), upper[v])
-    with (contextlib.nullcontext() if keep_mode else evaluating(model)), torch.enable_grad():
+    with (contextlib.nullcontext() if keep_mode else evaluating(model)), frozen_parameters(model), \
+            torch.enable_grad():
         for _ in range(int(steps)):
             for v in attacked:
                 adv[v] = adv[v].detach().requires_grad_(True)
