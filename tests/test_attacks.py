@@ -264,6 +264,28 @@ def test_pgd_with_frozen_parameters_finds_what_an_unfrozen_search_finds():
         torch.testing.assert_close(mine, theirs, msg=name)  # the same BatchNorm statistics updates
 
 
+@pytest.mark.parametrize("objective", ["kl", "sq"])
+def test_pgd_scores_the_clean_views_once_per_search_in_eval_mode(objective):
+    model = tiny_model()
+    views = [torch.rand(8, 1, 28, 28), torch.rand(8, 1, 28, 28)]
+    calls = []
+    model.register_forward_hook(lambda m, inputs, out: calls.append(1))
+    chosen = pgd.OBJECTIVES[objective]
+    adv = pgd.pgd(model, views, chosen, 0.1, 0.02, 5, generator=torch.Generator().manual_seed(1))
+    assert len(calls) == 5 + 1  # five searched forwards, one clean
+    calls.clear()
+    # the same objective on a plain list recomputes the clean forward at every step: the same search
+    again = pgd.pgd(model, views, lambda m, clean, a: chosen(m, list(clean), a), 0.1, 0.02, 5,
+                    generator=torch.Generator().manual_seed(1))
+    assert len(calls) == 2 * 5
+    for a, b in zip(adv, again):
+        torch.testing.assert_close(a, b, atol=0, rtol=0)
+    calls.clear()
+    model.train()  # in train mode every clean forward counts (it moves the BatchNorm statistics)
+    pgd.pgd(model, views, chosen, 0.1, 0.02, 5, keep_mode=True)
+    assert len(calls) == 2 * 5
+
+
 # --- settings and protocols ----------------------------------------------------------------------
 
 def test_settings_precedence_and_errors():

@@ -49,7 +49,7 @@ def pgd(model: nn.Module, views: Sequence[torch.Tensor], objective: Objective, e
     """
     if eps < 0 or step < 0 or steps < 0:
         raise ValueError(f"PGD needs eps, step, steps >= 0; got {eps}, {step}, {steps}")
-    clean = [v.detach() for v in views]
+    clean = CleanViews(v.detach() for v in views)
     attacked = list(range(len(clean))) if views_to_attack is None else sorted(set(views_to_attack))
     if any(not 0 <= v < len(clean) for v in attacked):
         raise ValueError(f"views_to_attack {list(views_to_attack)} out of range for {len(clean)} views")
@@ -92,19 +92,35 @@ def on_device(generator: torch.Generator | None, device: torch.device) -> torch.
     return torch.Generator(device=device).manual_seed(seed)
 
 
+class CleanViews(list):
+    """The clean views of one search, with room for the model's soft assignments on them (`clean_probs`)."""
+    probs: torch.Tensor | None = None
+
+
+def clean_probs(model: nn.Module, clean: list[torch.Tensor]) -> torch.Tensor:
+    """p(a|x) on the clean views, without gradient. A model in eval mode within one search (frozen
+    parameters, fixed BatchNorm statistics) gives the same answer at every step, so it is computed once
+    per search; in train mode each call runs the forward again, updating the running statistics as
+    every forward in train mode does."""
+    if model.training or not isinstance(clean, CleanViews):
+        with torch.no_grad():
+            return model(clean).probs
+    if clean.probs is None:
+        with torch.no_grad():
+            clean.probs = model(clean).probs
+    return clean.probs
+
+
 def probs_kl(model: nn.Module, clean: list[torch.Tensor], adv: list[torch.Tensor]) -> torch.Tensor:
     """sum_i KL(p(a|x_i) || p(a~|x~_i)): how far the soft assignments move (the evaluation objective)."""
-    with torch.no_grad():
-        p = model(clean).probs.clamp_min(1e-8)
+    p = clean_probs(model, clean).clamp_min(1e-8)
     q = model(adv).probs.clamp_min(1e-8)
     return (p * (p.log() - q.log())).sum()
 
 
 def probs_sq(model: nn.Module, clean: list[torch.Tensor], adv: list[torch.Tensor]) -> torch.Tensor:
     """sum_i ||p(a|x_i) - p(a~|x~_i)||^2 (as Chhabra et al.'s black-box attack scores the change)."""
-    with torch.no_grad():
-        p = model(clean).probs
-    return (p - model(adv).probs).pow(2).sum()
+    return (clean_probs(model, clean) - model(adv).probs).pow(2).sum()
 
 
 OBJECTIVES: dict[str, Objective] = {"kl": probs_kl, "sq": probs_sq}
