@@ -11,7 +11,8 @@ spread is the noise it is judged against. The attack runs in the precision the m
 `--jobs` runs that many commands side by side, each on `--threads` torch threads.
 
 Writes benchmarks/precision_pairs.md (the command, the machine, one row per model and seed, the mean
-bf16 - fp32 difference with the fp32 seed spread beside it); the runs' files go to --work.
+bf16 - fp32 difference with the fp32 seed spread beside it) after every run; the runs' files go to
+--work, and a run whose files are there is not run again (an interrupted invocation resumes).
 """
 from __future__ import annotations
 
@@ -56,6 +57,8 @@ def run_pair_member(work: Path, data: Path, model: str, seed: int, precision: st
     stem = work / f"{model}-seed{seed}-{precision}"
     threads = ["--threads", str(args.threads)]
     start = time.perf_counter()
+    if Path(f"{stem}-gan.json").exists():  # done by an earlier, interrupted invocation
+        return collect(stem, model, seed, precision, None)
     cli("train", "--data", str(data), "--model", model, "--seed", str(seed), "--epochs", str(epochs),
         "--config", "config/config.yaml", "--config", str(overlay), "--out", f"{stem}.pt",
         "--metrics", f"{stem}-clean.json", "--device", "cpu", *threads)
@@ -63,11 +66,15 @@ def run_pair_member(work: Path, data: Path, model: str, seed: int, precision: st
         "--attack", "gan", "--objective", "both", "--eps", str(args.eps), "--epochs", str(args.attack_epochs),
         "--protocol", "paper", "--config", "config/config.yaml", "--config", str(overlay), "--device", "cpu",
         *threads)
+    return collect(stem, model, seed, precision, time.perf_counter() - start)
+
+
+def collect(stem: Path, model: str, seed: int, precision: str, seconds: float | None) -> dict:
     clean = json.loads(Path(f"{stem}-clean.json").read_text())
     attacked = json.loads(Path(f"{stem}-gan.json").read_text())
     return {"model": model, "seed": seed, "precision": precision, "clean_acc": clean["clean"]["acc"],
             "attack_pre_acc": attacked["clean"]["acc"], "attack_post_acc": attacked["attacked"]["acc"],
-            "train_seconds": clean["train_seconds"], "seconds": time.perf_counter() - start}
+            "train_seconds": clean["train_seconds"], "attack_seconds": attacked["seconds"], "seconds": seconds}
 
 
 def table(rows: list[dict], models: dict[str, int], args: argparse.Namespace, command: str, wall: float) -> str:
@@ -77,7 +84,7 @@ def table(rows: list[dict], models: dict[str, int], args: argparse.Namespace, co
         "",
         f"Command: `{command}`  ",
         f"Machine: {cpu_model()}, {args.jobs} job(s) side by side, {args.threads} torch thread(s) each; "
-        f"wall time {wall / 60:.1f} min.  ",
+        f"wall time of the last invocation {wall / 60:.1f} min.  ",
         f"NoisyFashion-10k (`robustmvc data build noisyfashion --max-samples 10000`: 5,000 train, 5,000 eval), "
         f"encoder width {args.width}, epochs {', '.join(f'{m} {e}' for m, e in models.items())}, the rest of "
         f"config/config.yaml. Clean ACC on the eval half; post-attack ACC under the paper's GAN attack "
@@ -92,6 +99,9 @@ def table(rows: list[dict], models: dict[str, int], args: argparse.Namespace, co
     for model in models:
         d_clean, d_att, f_clean, f_att = [], [], [], []
         for seed in args.seeds:
+            if (model, seed, "fp32") not in by or (model, seed, "bf16") not in by:
+                lines.append(f"| {model} | {seed} | (not run yet) | | | | | | | |")
+                continue
             a, b = by[(model, seed, "fp32")], by[(model, seed, "bf16")]
             d_clean.append(100 * (b["clean_acc"] - a["clean_acc"]))
             d_att.append(100 * (b["attack_post_acc"] - a["attack_post_acc"]))
@@ -100,9 +110,11 @@ def table(rows: list[dict], models: dict[str, int], args: argparse.Namespace, co
             lines.append(f"| {model} | {seed} | {100 * a['clean_acc']:.1f} | {100 * b['clean_acc']:.1f} | "
                          f"{d_clean[-1]:+.1f} | {100 * a['attack_post_acc']:.1f} | {100 * b['attack_post_acc']:.1f} | "
                          f"{d_att[-1]:+.1f} | {a['train_seconds']:.0f} | {b['train_seconds']:.0f} |")
-        lines.append(f"| {model} | mean diff (fp32 seed sd) | | | {np.mean(d_clean):+.1f} ({np.std(f_clean, ddof=1):.1f}) "
-                     f"| | | {np.mean(d_att):+.1f} ({np.std(f_att, ddof=1):.1f}) | | |")
-    lines += ["", "A mean difference well inside the fp32 seed standard deviation is seed noise.", ""]
+        if len(d_clean) > 1:
+            lines.append(f"| {model} | mean diff (fp32 seed sd) | | | {np.mean(d_clean):+.1f} ({np.std(f_clean, ddof=1):.1f}) "
+                         f"| | | {np.mean(d_att):+.1f} ({np.std(f_att, ddof=1):.1f}) | | |")
+    lines += ["", "A mean difference well inside the fp32 seed standard deviation is seed noise. Train seconds are wall "
+              "time on the machine above, shared with other jobs: indicative only.", ""]
     return "\n".join(lines)
 
 
@@ -136,18 +148,17 @@ def main() -> None:
             "--raw-dir", "/usr/share/datasets/fashion-mnist", "--no-download")
     runs = [(model, seed, precision, epochs) for seed in args.seeds for model, epochs in models.items()
             for precision in PRECISIONS]
+    rows = []
     with ThreadPoolExecutor(args.jobs) as pool:
         futures = [pool.submit(run_pair_member, work, data, m, s, prec, e, args) for m, s, prec, e in runs]
-        rows = []
-        for future in futures:
-            rows.append(future.result())
+        for future in futures:  # the table is rewritten after each run: an interrupted invocation leaves
+            rows.append(future.result())  # the pairs done so far, and the next one resumes from its files
             r = rows[-1]
             print(f"{r['model']} seed {r['seed']} {r['precision']}: clean {r['clean_acc']:.3f}, "
-                  f"attacked {r['attack_post_acc']:.3f} ({r['seconds']:.0f}s)", flush=True)
-    (work / "rows.json").write_text(json.dumps(rows, indent=1))
-    text = table(rows, models, args, command, time.perf_counter() - start)
-    (ROOT / args.out).write_text(text)
-    print(text)
+                  f"attacked {r['attack_post_acc']:.3f}", flush=True)
+            (work / "rows.json").write_text(json.dumps(rows, indent=1))
+            (ROOT / args.out).write_text(table(rows, models, args, command, time.perf_counter() - start))
+    print((ROOT / args.out).read_text())
 
 
 if __name__ == "__main__":
