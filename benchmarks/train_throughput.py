@@ -18,7 +18,7 @@ import time
 import torch
 import yaml
 
-from robustmvc import models
+from robustmvc import registry
 from robustmvc.device import resolve_device, resolve_precision, set_precision, set_threads
 
 
@@ -41,7 +41,7 @@ def main() -> None:
     precision = resolve_precision(args.precision, device)
     torch.manual_seed(0)
     settings = {k: yaml.safe_load(v) for k, _, v in (item.partition("=") for item in args.set)}
-    model = models.build(args.model, [(1, 28, 28)] * args.views, 10, encoder_width=args.width, **settings)
+    model = registry.build(args.model, [(1, 28, 28)] * args.views, 10, encoder_width=args.width, **settings)
     model = set_precision(model.to(device).train(), precision)
     opts = (model.make_optimizers(1e-3) if hasattr(model, "make_optimizers")
             else {"adam": torch.optim.Adam(model.parameters(), lr=1e-3)})

@@ -7,7 +7,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from robustmvc import cli, models, train
+from robustmvc import cli, registry, train
+from robustmvc.device import seed_everything, to_tensors
 from robustmvc.attacks import gan, pgd, run
 from robustmvc.data import MultiViewData, save
 from conftest import blob_views
@@ -17,7 +18,7 @@ TOL = 1e-6  # float32 rounding of (x + delta) - x
 
 def tiny_model(shapes=((1, 28, 28), (1, 28, 28)), k=3, seed=0):
     torch.manual_seed(seed)
-    return models.build("comvc", list(shapes), k, encoder_width=4, hidden=16)
+    return registry.build("comvc", list(shapes), k, encoder_width=4, hidden=16)
 
 
 def snapshot(model):
@@ -156,7 +157,7 @@ def test_attack_leaves_the_target_unchanged_and_trains_the_generator(protocol):
     model.train()  # the mode must come back as it was
     before = snapshot(model)
     views, _ = blob_views(20)
-    views = train.to_tensors(views, "cpu")
+    views = to_tensors(views, "cpu")
     s = gan.check_settings({"eps": 0.2, "epochs": 2, "batch_size": 10, "protocol": protocol})
     torch.manual_seed(s["seed"])
     fresh = gan.Perturber([(1, 28, 28)] * 2, 0.2, s["init_std"])
@@ -224,6 +225,68 @@ def test_pgd_attacks_only_the_chosen_views_and_takes_any_objective():
     assert not torch.equal(model.state_dict()["head.hidden.2.running_mean"], before["head.hidden.2.running_mean"])
 
 
+def test_pgd_with_frozen_parameters_finds_what_an_unfrozen_search_finds():
+    """The search freezes the parameters (autograd then spends nothing on them); a plain search whose
+    backward reaches the parameters too (as the public code's) takes the same steps in fp32."""
+    model = tiny_model().train()
+    reference = tiny_model().train()
+    reference.load_state_dict(model.state_dict())
+    views = [torch.rand(8, 1, 28, 28), torch.rand(8, 1, 28, 28)]
+    eps, step, steps = 0.1, 0.02, 4
+
+    seen = []
+
+    def contrast(m, clean, adv):
+        seen.append(any(p.requires_grad for p in m.parameters()))
+        return m.contrastive_loss(m(adv))
+
+    model.head.out.weight.requires_grad_(False)  # a parameter frozen by its owner stays frozen
+    adv = pgd.pgd(model, views, contrast, eps, step, steps, generator=torch.Generator().manual_seed(3),
+                  keep_mode=True)
+    assert seen == [False] * steps  # no parameter took part in the search's graph
+    assert not model.head.out.weight.requires_grad
+    assert all(p.requires_grad for n, p in model.named_parameters() if n != "head.out.weight")
+    assert all(p.grad is None for p in model.parameters())
+
+    gen = torch.Generator().manual_seed(3)
+    ref = []
+    for x in views:
+        noise = torch.rand(x.shape, generator=gen)
+        ref.append(torch.minimum(torch.maximum(x + (2 * noise - 1) * eps, (x - eps).clamp(0, 1)), (x + eps).clamp(0, 1)))
+    for _ in range(steps):
+        ref = [a.detach().requires_grad_(True) for a in ref]
+        contrast(reference, views, ref).backward()
+        ref = [torch.minimum(torch.maximum(a + step * a.grad.sign(), (x - eps).clamp(0, 1)), (x + eps).clamp(0, 1))
+               for a, x in zip(ref, views)]
+    assert seen[steps:] == [True] * steps and any(p.grad is not None for p in reference.parameters())  # the plain search did reach them
+    for a, r in zip(adv, ref):
+        torch.testing.assert_close(a, r.detach(), atol=1e-6, rtol=0)
+    for (name, mine), theirs in zip(model.state_dict().items(), reference.state_dict().values()):
+        torch.testing.assert_close(mine, theirs, msg=name)  # the same BatchNorm statistics updates
+
+
+@pytest.mark.parametrize("objective", ["kl", "sq"])
+def test_pgd_scores_the_clean_views_once_per_search_in_eval_mode(objective):
+    model = tiny_model()
+    views = [torch.rand(8, 1, 28, 28), torch.rand(8, 1, 28, 28)]
+    calls = []
+    model.register_forward_hook(lambda m, inputs, out: calls.append(1))
+    chosen = pgd.OBJECTIVES[objective]
+    adv = pgd.pgd(model, views, chosen, 0.1, 0.02, 5, generator=torch.Generator().manual_seed(1))
+    assert len(calls) == 5 + 1  # five searched forwards, one clean
+    calls.clear()
+    # the same objective on a plain list recomputes the clean forward at every step: the same search
+    again = pgd.pgd(model, views, lambda m, clean, a: chosen(m, list(clean), a), 0.1, 0.02, 5,
+                    generator=torch.Generator().manual_seed(1))
+    assert len(calls) == 2 * 5
+    for a, b in zip(adv, again):
+        torch.testing.assert_close(a, b, atol=0, rtol=0)
+    calls.clear()
+    model.train()  # in train mode every clean forward counts (it moves the BatchNorm statistics)
+    pgd.pgd(model, views, chosen, 0.1, 0.02, 5, keep_mode=True)
+    assert len(calls) == 2 * 5
+
+
 # --- settings and protocols ----------------------------------------------------------------------
 
 def test_settings_precedence_and_errors():
@@ -280,9 +343,9 @@ def test_fitted_clustering_is_fitted_once_on_the_whole_set_under_batch_statistic
     from sklearn.metrics import adjusted_rand_score
 
     torch.manual_seed(0)
-    model = models.build(name, [(1, 28, 28)] * 2, 3, encoder_width=4, **FITTED[name])
+    model = registry.build(name, [(1, 28, 28)] * 2, 3, encoder_width=4, **FITTED[name])
     views, _ = blob_views(60)
-    views = train.to_tensors(views, "cpu")
+    views = to_tensors(views, "cpu")
     bs, n = 10, 60
     with gan.frozen_target(model, "batch"):
         labels = gan.predict(model, views, bs, seed=5).numpy()
@@ -395,8 +458,8 @@ def test_cli_attack_missing_checkpoint_is_one_clear_error(tiny_files, capsys):
 
 @pytest.mark.slow
 def test_gan_attack_breaks_a_trained_comvc_on_demo(demo_data):
-    train.seed_everything(0)
-    model = models.build("comvc", demo_data.view_shapes, demo_data.n_clusters, encoder_width=16)
+    seed_everything(0)
+    model = registry.build("comvc", demo_data.view_shapes, demo_data.n_clusters, encoder_width=16)
     views, _ = demo_data.part("train")
     train.train(model, views, {"epochs": 10, "batch_size": 100, "lr": 1e-3, "seed": 0}, progress=False)
     before = snapshot(model)

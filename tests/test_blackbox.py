@@ -4,7 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from robustmvc import models, train
+from robustmvc import registry, train
+from robustmvc.device import seed_everything, to_tensors
 from robustmvc.attacks import blackbox, gan
 from robustmvc.models.blocks import ModelOutput
 from conftest import blob_views
@@ -14,12 +15,12 @@ SHAPES = [(1, 28, 28), (1, 28, 28)]  # the discriminators need >= 22x22
 
 
 def blob_tensors(n, k=3, seed=0):
-    return train.to_tensors(blob_views(n, k, seed)[0], "cpu")
+    return to_tensors(blob_views(n, k, seed)[0], "cpu")
 
 
 def tiny_model(seed=0):
     torch.manual_seed(seed)
-    return models.build("comvc", SHAPES, 3, encoder_width=4, hidden=16)
+    return registry.build("comvc", SHAPES, 3, encoder_width=4, hidden=16)
 
 
 def record_forwards(model):
@@ -178,12 +179,12 @@ def test_blackbox_attack_lowers_the_accuracy_of_a_trained_comvc_on_demo(demo_dat
     beyond what the untrained generators' structured noise does."""
     from robustmvc.metrics import clustering_scores
 
-    train.seed_everything(0)
-    model = models.build("comvc", demo_data.view_shapes, demo_data.n_clusters, encoder_width=16)
+    seed_everything(0)
+    model = registry.build("comvc", demo_data.view_shapes, demo_data.n_clusters, encoder_width=16)
     views, _ = demo_data.part("train")
     train.train(model, views, {"epochs": 10, "batch_size": 100, "lr": 1e-3, "seed": 0}, progress=False)
     views, labels = demo_data.part("eval")
-    x = train.to_tensors(views, "cpu")
+    x = to_tensors(views, "cpu")
 
     def acc(adv):
         with gan.frozen_target(model), torch.no_grad():

@@ -112,7 +112,7 @@ def test_contrastive_term_is_the_public_codes_loss_a_plus_loss_b(views):
 
 
 def test_comvc_contrastive_weight_uses_min_fusion_weight():
-    from robustmvc.models import build
+    from robustmvc.registry import build
 
     model = build("comvc", [(1, 28, 28)] * 2, 3, encoder_width=4).double()
     with torch.no_grad():

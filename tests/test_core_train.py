@@ -2,12 +2,13 @@ import numpy as np
 import pytest
 import torch
 
-from robustmvc import config, models, train
+from robustmvc import config, registry, train
+from robustmvc.device import seed_everything
 from robustmvc.evaluate import evaluate, predict
 
 
 def test_comvc_interface_shapes():
-    model = models.build("comvc", [(1, 28, 28), (1, 28, 28)], 10, encoder_width=8)
+    model = registry.build("comvc", [(1, 28, 28), (1, 28, 28)], 10, encoder_width=8)
     out = model([torch.rand(7, 1, 28, 28), torch.rand(7, 1, 28, 28)])
     assert [z.shape for z in out.z] == [(7, 8 * 4 * 4)] * 2  # 28 -> 4 after two blocks
     assert out.h.shape == (7, 100) and out.probs.shape == (7, 10)
@@ -15,18 +16,18 @@ def test_comvc_interface_shapes():
 
 
 def test_paper_encoder_flattens_to_1024():
-    model = models.build("comvc", [(1, 28, 28)] * 2, 10)
+    model = registry.build("comvc", [(1, 28, 28)] * 2, 10)
     assert model([torch.rand(3, 1, 28, 28)] * 2).z[0].shape == (3, 1024)
 
 
 def test_unknown_model_lists_known_ones():
     with pytest.raises(ValueError, match="comvc"):
-        models.build("nosuchmodel", [(1, 28, 28)] * 2, 10)
+        registry.build("nosuchmodel", [(1, 28, 28)] * 2, 10)
 
 
 def test_training_on_demo_lowers_loss_and_beats_chance(demo_data):
-    train.seed_everything(0)
-    model = models.build("comvc", demo_data.view_shapes, demo_data.n_clusters, encoder_width=8)
+    seed_everything(0)
+    model = registry.build("comvc", demo_data.view_shapes, demo_data.n_clusters, encoder_width=8)
     views, _ = demo_data.part("train")
     history = train.train(model, views, {"epochs": 6, "batch_size": 100, "lr": 1e-3, "seed": 0}, progress=False)
     assert history[-1]["total"] < history[0]["total"]
@@ -38,15 +39,15 @@ def test_same_seed_same_numbers(demo_data):
     views = [v[:300] for v in demo_data.part("train")[0]]
     runs = []
     for _ in range(2):
-        train.seed_everything(5)
-        model = models.build("comvc", demo_data.view_shapes, 10, encoder_width=4)
+        seed_everything(5)
+        model = registry.build("comvc", demo_data.view_shapes, 10, encoder_width=4)
         runs.append(train.train(model, views, {"epochs": 2, "batch_size": 100, "lr": 1e-3, "seed": 5},
                                 progress=False))
     assert [h["total"] for h in runs[0]] == [h["total"] for h in runs[1]]
 
 
 def test_nan_loss_names_model_epoch_and_term(demo_data):
-    model = models.build("comvc", demo_data.view_shapes, 10, encoder_width=4)
+    model = registry.build("comvc", demo_data.view_shapes, 10, encoder_width=4)
 
     def broken(m, views, out):
         terms = m.loss(views, out)
@@ -59,7 +60,7 @@ def test_nan_loss_names_model_epoch_and_term(demo_data):
 
 
 def test_checkpoint_round_trip_weights_only(tmp_path, demo_data):
-    model = models.build("comvc", demo_data.view_shapes, 10, encoder_width=4)
+    model = registry.build("comvc", demo_data.view_shapes, 10, encoder_width=4)
     train.train(model, demo_data.part("train")[0], {"epochs": 1, "batch_size": 100, "lr": 1e-3}, progress=False)
     meta = {"model": "comvc", "settings": {"encoder_width": 4}, "view_shapes": demo_data.view_shapes,
             "n_clusters": 10, "history": [{"total": 1.0, "phase": "main"}]}

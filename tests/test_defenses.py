@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from robustmvc import models, train
+from robustmvc import registry, train
+from robustmvc.device import seed_everything
 from robustmvc.attacks.pgd import pgd_set, probs_kl
 from robustmvc.models.losses import kl_term
 
@@ -19,7 +20,7 @@ def _views(n=12, seed=0):
 
 @pytest.mark.parametrize("eps", [0.05, 0.2, 0.5])
 def test_adversarial_views_stay_in_ball_and_box(eps):
-    model = models.build("ardmvc", [(1, 28, 28)] * 2, 3, **{**FAST, "pgd_eps": eps})
+    model = registry.build("ardmvc", [(1, 28, 28)] * 2, 3, **{**FAST, "pgd_eps": eps})
     views = _views()
     adv = model.adversarial_views(views)
     for x, a in zip(views, adv):
@@ -54,8 +55,8 @@ def test_zero_weights_train_exactly_like_the_backbone(demo_data, backbone):
     histories = []
     for name, extra in ((backbone, {}), ("ardmvc", {"adv_weight": 0.0, "pgd_steps": 2, "backbone": backbone,
                                                     "backbone_settings": {}})):
-        train.seed_everything(3)
-        model = models.build(name, demo_data.view_shapes, 10, encoder_width=4, **extra)
+        seed_everything(3)
+        model = registry.build(name, demo_data.view_shapes, 10, encoder_width=4, **extra)
         histories.append(train.train(model, views, cfg, progress=False))
     assert [r["phase"] for r in histories[1]] == [r["phase"] for r in histories[0]]
     for plain, defended in zip(*histories):
@@ -70,11 +71,11 @@ def test_zero_weights_train_exactly_like_the_backbone(demo_data, backbone):
 @pytest.mark.parametrize("backbone", ["eamc", "multivae"])
 def test_backbones_that_step_their_own_optimisers_are_refused(backbone):
     with pytest.raises(ValueError, match="steps its own optimisers.*comvc"):
-        models.build("ardmvc", [(1, 28, 28)] * 2, 3, encoder_width=4, backbone=backbone, backbone_settings={})
+        registry.build("ardmvc", [(1, 28, 28)] * 2, 3, encoder_width=4, backbone=backbone, backbone_settings={})
 
 
 def test_pgd_search_updates_batchnorm_statistics_by_default_as_the_public_code():
-    model = models.build("ardmvc", [(1, 28, 28)] * 2, 3, **FAST).train()
+    model = registry.build("ardmvc", [(1, 28, 28)] * 2, 3, **FAST).train()
     views = _views()
 
     def bn_state(net):
@@ -86,7 +87,7 @@ def test_pgd_search_updates_batchnorm_statistics_by_default_as_the_public_code()
     assert model.training
     assert any(not torch.equal(before[k], v) for k, v in bn_state(model).items())
     # the option `eval` searches on the running statistics and leaves them alone
-    sound = models.build("ardmvc", [(1, 28, 28)] * 2, 3, **FAST, pgd_batchnorm="eval").train()
+    sound = registry.build("ardmvc", [(1, 28, 28)] * 2, 3, **FAST, pgd_batchnorm="eval").train()
     sound.load_state_dict(model.state_dict())
     kept = bn_state(sound)
     sound.adversarial_views(views)
@@ -96,16 +97,16 @@ def test_pgd_search_updates_batchnorm_statistics_by_default_as_the_public_code()
 
 def test_first_pair_option_and_bad_settings():
     three = [(1, 28, 28)] * 3
-    model = models.build("ardmvc", three, 3, **FAST, pgd_pairs="first")
+    model = registry.build("ardmvc", three, 3, **FAST, pgd_pairs="first")
     assert len(model.adversarial_views(_views() + _views(seed=1)[:1])) == 3
     with pytest.raises(ValueError, match="pgd_pairs"):
-        models.build("ardmvc", three, 3, pgd_pairs="some")
+        registry.build("ardmvc", three, 3, pgd_pairs="some")
     with pytest.raises(ValueError, match="ardmvc-am"):
-        models.build("ardmvc", three, 3, kl_weight=0.5)
+        registry.build("ardmvc", three, 3, kl_weight=0.5)
 
 
 def test_mitigator_adds_a_kl_term():
-    model = models.build("ardmvc-am", [(1, 28, 28)] * 2, 3, **FAST, kl_weight=0.7)
+    model = registry.build("ardmvc-am", [(1, 28, 28)] * 2, 3, **FAST, kl_weight=0.7)
     views = _views()
     terms = model.loss(views, model(views))
     assert {"ddc1", "contrast", "adv_ddc1", "adv_contrast", "kl"} <= set(terms)
@@ -123,8 +124,8 @@ def test_mitigator_keeps_assignments_closer_under_pgd_than_comvc(demo_data):
     cfg = {"epochs": 10, "batch_size": 100, "lr": 1e-3, "seed": 0}
     moved = {}
     for name, extra in (("comvc", {}), ("ardmvc-am", {"pgd_steps": 3, "pgd_step": 0.08, "kl_weight": 1.0})):
-        train.seed_everything(0)
-        model = models.build(name, demo_data.view_shapes, 10, encoder_width=8, **extra)
+        seed_everything(0)
+        model = registry.build(name, demo_data.view_shapes, 10, encoder_width=8, **extra)
         train.train(model, views, cfg, progress=False)
         model.eval()
         x = [torch.as_tensor(v) for v in eval_views]

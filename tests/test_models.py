@@ -10,7 +10,7 @@ from scipy.stats import entropy
 from sklearn.cluster import KMeans
 from sklearn.metrics import normalized_mutual_info_score
 
-from robustmvc import models, train
+from robustmvc import registry, train
 from robustmvc.models import blocks, eamc, infoddc, multivae, sem
 
 N, K, SHAPE = 12, 3, (1, 28, 28)
@@ -25,7 +25,7 @@ SETTINGS = {
 
 def build(name: str, n_views: int = 2, **over):
     torch.manual_seed(0)
-    return models.build(name, [SHAPE] * n_views, K, **{"encoder_width": 8, **SETTINGS[name], **over})
+    return registry.build(name, [SHAPE] * n_views, K, **{"encoder_width": 8, **SETTINGS[name], **over})
 
 
 @pytest.fixture
@@ -42,12 +42,12 @@ def fit(model, views, epochs: int = 1, pretrain_epochs: int = 1):
 
 def test_registry_lists_the_baselines_first_in_table_order():
     # the paper's Table 1 rows; the defended models (AR-DMVC) may follow them
-    assert models.names()[:len(EXPECTED)] == EXPECTED
+    assert registry.names()[:len(EXPECTED)] == EXPECTED
 
 
 def test_unknown_model_is_a_value_error_listing_the_known_ones():
     with pytest.raises(ValueError) as err:
-        models.build("nope", [SHAPE] * 2, K)
+        registry.build("nope", [SHAPE] * 2, K)
     for name in EXPECTED:
         assert name in str(err.value)
 
@@ -132,7 +132,7 @@ def test_simvc_is_comvc_without_the_contrastive_term(views):
     model = build("simvc")
     assert set(model.loss(views, model(views))) == {"ddc1", "ddc2", "ddc3"}
     with pytest.raises(ValueError):
-        models.build("simvc", [SHAPE] * 2, K, contrast_weight=0.1)
+        registry.build("simvc", [SHAPE] * 2, K, contrast_weight=0.1)
 
 
 # ---------------------------------------------------------------- EAMC

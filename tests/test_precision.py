@@ -5,9 +5,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from robustmvc import models, train
+from robustmvc import registry, train
 from robustmvc.attacks import blackbox, gan
-from robustmvc.device import cpu_has_bf16, precision_of, resolve_precision, set_precision, set_threads
+from robustmvc.device import cpu_has_bf16, precision_of, resolve_precision, seed_everything, set_precision, set_threads
 from robustmvc.evaluate import evaluate
 
 SHAPES = [(1, 28, 28)] * 2
@@ -24,7 +24,7 @@ def test_precision_resolves_per_device_and_rejects_unknown_names():
 
 def test_bf16_conv_stacks_stay_close_to_fp32_and_fp32_comes_back_exactly():
     torch.manual_seed(0)
-    model = models.build("comvc", SHAPES, 10, encoder_width=8).eval()
+    model = registry.build("comvc", SHAPES, 10, encoder_width=8).eval()
     views = [torch.rand(16, *s) for s in SHAPES]
     state = {k: v.clone() for k, v in model.state_dict().items()}
     with torch.no_grad():
@@ -44,8 +44,8 @@ def test_bf16_training_is_finite_and_clusters_like_fp32(demo_data):
     cfg = {"epochs": 6, "batch_size": 100, "lr": 1e-3, "seed": 0}
     scores, histories = {}, {}
     for precision in ("fp32", "bf16"):
-        train.seed_everything(0)
-        model = models.build("comvc", demo_data.view_shapes, demo_data.n_clusters, encoder_width=8)
+        seed_everything(0)
+        model = registry.build("comvc", demo_data.view_shapes, demo_data.n_clusters, encoder_width=8)
         histories[precision] = train.train(model, views, cfg, precision=precision, progress=False)
         scores[precision] = evaluate(model, *demo_data.part("eval"))["acc"]
     assert all(math.isfinite(h["total"]) for h in histories["bf16"])
@@ -57,7 +57,7 @@ def test_bf16_training_is_finite_and_clusters_like_fp32(demo_data):
 def test_a_training_step_never_reads_the_device(name):
     """Meta tensors hold no data: any .item(), float() or copy to the host inside a step raises."""
     settings = {"kl_weight": 0.1, "pgd_steps": 2} if name == "ardmvc-am" else {}
-    model = models.build(name, SHAPES, 10, encoder_width=4, **settings).to("meta")
+    model = registry.build(name, SHAPES, 10, encoder_width=4, **settings).to("meta")
     views = [torch.rand(8, *s, device="meta") for s in SHAPES]
     opts = (model.make_optimizers(1e-3) if hasattr(model, "make_optimizers")
             else {"adam": torch.optim.Adam(model.parameters(), lr=1e-3)})
@@ -68,7 +68,7 @@ def test_a_training_step_never_reads_the_device(name):
 
 
 def test_attack_steps_never_read_the_device():
-    target = models.build("comvc", SHAPES, 10, encoder_width=4).to("meta")
+    target = registry.build("comvc", SHAPES, 10, encoder_width=4).to("meta")
     views = [torch.rand(8, *s, device="meta") for s in SHAPES]
     perturber = gan.Perturber(SHAPES, 0.3).to("meta")
     critics = torch.nn.ModuleList(gan.Discriminator(s) for s in SHAPES).to("meta")
@@ -83,7 +83,7 @@ def test_attack_steps_never_read_the_device():
 
 def test_eamc_logits_bce_equals_the_sigmoid_bce_it_replaces():
     torch.manual_seed(0)
-    model = models.build("eamc", SHAPES, 10, encoder_width=4)
+    model = registry.build("eamc", SHAPES, 10, encoder_width=4)
     views = [torch.rand(12, *s) for s in SHAPES]
     out = model(views)
     ones, zeros = torch.ones(12, 1), torch.zeros(12, 1)
@@ -97,7 +97,7 @@ def test_eamc_logits_bce_equals_the_sigmoid_bce_it_replaces():
 
 def test_multivae_logits_bce_equals_the_sigmoid_bce_it_replaces():
     torch.manual_seed(0)
-    model = models.build("multivae", SHAPES, 10, encoder_width=4)
+    model = registry.build("multivae", SHAPES, 10, encoder_width=4)
     views = [torch.rand(12, *s) for s in SHAPES]
     out = model(views)
     terms = model.loss(views, out)
@@ -108,7 +108,7 @@ def test_multivae_logits_bce_equals_the_sigmoid_bce_it_replaces():
 
 def test_blackbox_chunked_probes_give_the_one_forward_estimate():
     torch.manual_seed(0)
-    target = models.build("comvc", SHAPES, 10, encoder_width=4).eval()
+    target = registry.build("comvc", SHAPES, 10, encoder_width=4).eval()
     adv = [torch.rand(6, *s) for s in SHAPES]
     oracle = blackbox.QueryOracle(target)
     clean = oracle(adv)

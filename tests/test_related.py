@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from robustmvc import detect, models
+from robustmvc import detect, registry
 from robustmvc.attacks import gan, transfer
 from robustmvc.attacks.run import detect_files, load_attacker, save_attacker
 from robustmvc.attacks.embedding import EmbeddingPerturber
@@ -19,7 +19,7 @@ def demo_parts(demo_data):
 @pytest.fixture(scope="module")
 def small_model(demo_data):
     torch.manual_seed(0)
-    return models.build("comvc", demo_data.view_shapes, demo_data.n_clusters, encoder_width=4).eval()
+    return registry.build("comvc", demo_data.view_shapes, demo_data.n_clusters, encoder_width=4).eval()
 
 
 def test_detectors_are_at_chance_on_clean_against_clean(demo_parts, small_model):
@@ -64,7 +64,7 @@ def test_transfer_applies_each_surrogate_generator_unchanged(demo_data):
     views, labels = demo_data.part("eval")
     x = [torch.as_tensor(v) for v in views]
     torch.manual_seed(0)
-    targets = {name: models.build("comvc", demo_data.view_shapes, demo_data.n_clusters, encoder_width=4).eval()
+    targets = {name: registry.build("comvc", demo_data.view_shapes, demo_data.n_clusters, encoder_width=4).eval()
                for name in ("a", "b", "c")}
     perturbers = {name: gan.Perturber(demo_data.view_shapes, 0.3, init_std=None).eval() for name in ("a", "b")}
     before = {n: {k: v.clone() for k, v in p.state_dict().items()} for n, p in perturbers.items()}
@@ -106,7 +106,7 @@ def test_detect_files_and_attacker_round_trip(tmp_path, demo_data):
     path = tmp_path / "demo.npz"
     data.save(path, demo_data)
     torch.manual_seed(0)
-    model = models.build("comvc", demo_data.view_shapes, demo_data.n_clusters, encoder_width=4)
+    model = registry.build("comvc", demo_data.view_shapes, demo_data.n_clusters, encoder_width=4)
     ckpt = tmp_path / "m.pt"
     train.save_checkpoint(ckpt, model, {"model": "comvc", "settings": {"encoder_width": 4},
                                         "view_shapes": demo_data.view_shapes, "n_clusters": demo_data.n_clusters,

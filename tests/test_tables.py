@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from robustmvc import data, models, tables
+from robustmvc import data, registry, tables
 from conftest import ROOT
 
 
@@ -80,7 +80,7 @@ def test_table1_shading_is_signed_and_missing_paper_values_say_why():
 
 def test_paper_table_loads_and_names_only_known_models_and_datasets():
     paper = tables.load_paper(ROOT / "config" / "paper_table1.yaml")
-    assert set(paper["model"]) <= set(models.names())
+    assert set(paper["model"]) <= set(registry.names())
     assert set(paper["dataset"]) <= set(data.DATASETS)
     comvc = paper[(paper.model == "comvc") & (paper.dataset == "noisymnist")].set_index("phase")
     assert comvc.loc["pre", "acc"] == 0.99 and comvc.loc["post", "acc"] == 0.31

@@ -12,7 +12,9 @@ import html
 import numpy as np
 import pandas as pd
 
-from robustmvc.tables import BASELINES, DATASET_ORDER, MODEL_ORDER, N_CLUSTERS, PROTOCOL_ORDER, in_order, pair
+from robustmvc import registry
+from robustmvc.config import resolve
+from robustmvc.tables import DATASET_ORDER, MODEL_ORDER, N_CLUSTERS, PROTOCOL_ORDER, in_order, pair
 
 VERDICTS = ("holds", "fails", "inconclusive", "not informative")
 LEVEL = 0.95          # the bootstrap interval's coverage
@@ -113,7 +115,7 @@ def baselines_fall(part: pd.DataFrame, k: int) -> dict:
     verdict; the claim fails if one fails, holds if every informative one holds; the baseline shown is
     the one that decides (a failing one, else the least certain)."""
     per = {}
-    for model in BASELINES:
+    for model in registry.names(family="baseline"):
         pp = _pre_post(part, model)
         if pp.empty:
             continue
@@ -248,8 +250,6 @@ def left_out(cfg: dict) -> dict[str, str]:
 
 def scale_summary(cfg: dict, tidy: pd.DataFrame, devices) -> dict:
     """The scale in plain values: samples, encoder width, epochs, seeds per model, eps, device."""
-    from robustmvc.config import resolve
-
     datasets = [d for d, e in (cfg.get("datasets") or {}).items() if e is not None and d not in left_out(cfg)]
     runs = tidy[tidy["attack"] == "gan-both"].groupby("model")["seed"].nunique()
     epochs = {m: resolve(cfg, m, datasets[0] if datasets else None)[1]["epochs"] for m in ("comvc", "ardmvc-am")}

@@ -76,7 +76,7 @@ def _report(args) -> None:
 
 
 def _attack(args) -> None:
-    from robustmvc.attacks import attack_files
+    from robustmvc.attacks.run import attack_files
 
     rec = attack_files(args.data, args.checkpoint, args.out, attack=args.attack, config=args.config,
                        generator_out=args.generator_out, examples_out=args.examples_out,
@@ -126,9 +126,13 @@ def _detect(args) -> None:
 
 
 def _models(args) -> None:
-    from robustmvc import models
+    """One line a model: its name, family and capabilities (see `robustmvc.registry`)."""
+    from robustmvc import registry
 
-    print("\n".join(models.names()))
+    for name, entry in registry.MODELS.items():
+        can = ["clustering layer h -> probs"] if entry.clustering_layer else []
+        can.append("steps its own optimisers" if entry.own_optimisers else "trained through its loss")
+        print(f"{name:<10} {entry.family:<9} {', '.join(can)}")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -258,7 +262,7 @@ def parser() -> argparse.ArgumentParser:
     n.add_argument("--threads", type=int, help="torch threads (default: torch's, all cores)")
     n.set_defaults(func=_detect)
 
-    m = sub.add_parser("models", help="list the registered model names")
+    m = sub.add_parser("models", help="list the registered models, their family and capabilities")
     m.set_defaults(func=_models)
     return p
 

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import yaml
 
+from robustmvc import registry
+
 TRAIN_KEYS = ("epochs", "batch_size", "lr", "pretrain_epochs")
 DEFAULT_TRAINING = {"epochs": 20, "batch_size": 100, "lr": 1e-3, "pretrain_epochs": 0}
 
@@ -92,9 +94,7 @@ def _is_number(text: str) -> bool:
 
 def check_model_names(cfg: dict, source: str = "the config") -> None:
     """Every model named in the config is a registered one (a typo would silently drop its jobs)."""
-    from robustmvc import models
-
-    known = set(models.names())
+    known = set(registry.names())
     for dotted in MODEL_LISTS:
         node = cfg
         for part in dotted.split("."):

@@ -1,4 +1,5 @@
-"""Where and how a job computes: its device, its numeric precision, its thread budget.
+"""Where and how a job computes: its device, its numeric precision, its thread budget, its seed and its
+input tensors.
 
 Precision. `bf16` runs the convolutional stacks (the encoders and decoders of every model, the attack's
 generators and discriminators) under bfloat16 autocast in channels_last layout, on the CPU's matrix
@@ -20,8 +21,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import random
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -120,3 +123,15 @@ def set_threads(threads: int | None) -> None:
     if int(threads) < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
     torch.set_num_threads(int(threads))
+
+
+def seed_everything(seed: int) -> None:
+    """One seed for Python's, numpy's and torch's generators."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def to_tensors(views, device) -> list[torch.Tensor]:
+    """Views (numpy arrays or tensors) as float32 tensors on `device`."""
+    return [torch.as_tensor(v, dtype=torch.float32, device=device) for v in views]

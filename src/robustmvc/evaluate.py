@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from robustmvc.device import to_tensors
 from robustmvc.metrics import clustering_scores
-from robustmvc.train import to_tensors
 
 
 def predict(model, views, device=None) -> np.ndarray:

@@ -60,7 +60,7 @@ def alt_text(fig) -> str:
 def _png_with_alt(fig):
     """IPython's PNG formatter for matplotlib figures: the image and its alt text (the offline
     template writes `alt` from the output's metadata)."""
-    from robustmvc.plots import png_bytes
+    from robustmvc.plots import png_bytes  # here, not at module level: see `setup`
 
     return png_bytes(fig), {"alt": alt_text(fig)}
 
@@ -81,6 +81,8 @@ def runtime(device: str = "cpu", config_files=()) -> dict:
     """Where and from what the page's computation ran: the code's commit (and whether the tree had
     uncommitted changes), the resolved device, torch's thread count and the precision (the config's
     `precision` resolved for the device, else fp32)."""
+    # imported here, not at module level: the report writer reads this module's page helpers and
+    # must not load torch (seconds) for them
     import torch
 
     from robustmvc import config as config_mod
@@ -97,6 +99,8 @@ def setup(device: str = "cpu", config_files=()) -> None:
     """Page defaults for a notebook: 3-decimal floats in tables, the report's plot style, figures
     with alt text, log lines as plain output (not stderr boxes), and the runtime record shown once
     (a hidden element the report index moves into the page header)."""
+    # imported here, not at module level: the report writer reads this module's page helpers and
+    # must not load IPython and matplotlib (seconds) for them
     from IPython import get_ipython
     from IPython.display import HTML, display
     from matplotlib.figure import Figure

@@ -14,7 +14,7 @@ import pandas as pd  # noqa: E402
 from scipy.optimize import linear_sum_assignment  # noqa: E402
 
 from robustmvc.files import atomic_path  # noqa: E402
-from robustmvc.tables import MODEL_ORDER  # noqa: E402
+from robustmvc.tables import ABLATION, DATASET_ORDER, MODEL_ORDER, ablation_points, pair  # noqa: E402
 
 # One colour-blind-safe palette and marker set for the whole report (seaborn's "colorblind", after
 # Okabe & Ito): a model keeps its colour and marker in every figure. Ordered as MODEL_ORDER, so that
@@ -215,7 +215,6 @@ def relative_drop(summary, attack: str = "gan-both", tidy=None, paper=None):
     """Bars: (pre - post) / pre ACC per model, one group per dataset; error bars are the std over
     seeds of each seed's drop (from `tidy`, when given), black diamonds the paper's drop (from
     `paper`, `tables.load_paper`'s rows), and every bar carries its value so a zero drop reads as 0."""
-    from robustmvc.tables import DATASET_ORDER
 
     rows = summary[(summary["attack"] == attack) & (summary["protocol"] == "paper")]
     if rows.empty:
@@ -267,7 +266,6 @@ def ablation(tidy, protocol: str = "paper"):
     """Grouped bars: post-attack ACC per model under each attack objective, one panel per dataset, on the
     seeds attacked by all three objectives (`tables.ablation_points`); error bars are the std over those
     seeds and the black mark is their clean ACC."""
-    from robustmvc.tables import ABLATION, DATASET_ORDER, MODEL_ORDER, ablation_points
 
     points = ablation_points(tidy)
     points = points[points["protocol"] == protocol]
@@ -304,7 +302,6 @@ def eps_points(tidy: pd.DataFrame, datasets, protocol: str = "paper") -> pd.Data
     a model keeps only the seeds attacked at every budget it was attacked at, so a line's shape never comes
     from a change of seeds (the main attack may run on more seeds than the sweep). The seeds left out are
     listed in `points.attrs["unpaired"]`."""
-    from robustmvc.tables import pair
 
     sweep = tidy[tidy["attack"].str.match(r"gan-both(-eps[0-9.]+)?$") & tidy["dataset"].isin(datasets)
                  & (tidy["protocol"] == protocol)]
@@ -378,6 +375,8 @@ def tsne_clean_vs_attacked(model, perturber, views, labels, n: int = 1000, seed:
     """t-SNE of the consensus representation h, clean and attacked, embedded jointly so the two
     panels share one map; coloured by true class. h comes before the clustering layer: separated
     classes here can still share one cluster after it."""
+    # torch, the model blocks and TSNE are imported here, not at module level: the report's other
+    # figures draw from tables alone, and a job that plots them need not load torch (seconds)
     import torch
     from sklearn.manifold import TSNE
 
@@ -408,7 +407,6 @@ def transfer_heatmap(table: pd.DataFrame):
     """ACC each target (columns) loses, clean minus attacked, under the generators of each surrogate
     (rows), one panel per (dataset, protocol), from `tables.transfer_grid`; the diagonal is the
     white-box attack. None when there is nothing to draw."""
-    from robustmvc.tables import DATASET_ORDER
 
     if table is None or table.empty:
         return None

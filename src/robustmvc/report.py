@@ -21,6 +21,7 @@ import numpy as np
 from robustmvc import __version__
 from robustmvc.files import atomic_path, read_json, write_json
 from robustmvc.pages import RUNTIME_CLASS, git_state
+from robustmvc.tables import DATASET_ORDER, MODEL_ORDER
 
 STYLE = """
 body{font-family:system-ui,sans-serif;max-width:70rem;margin:2rem auto;padding:0 1rem;color:#222}
@@ -356,7 +357,6 @@ def _attack_pages(reports: Path, results: Path) -> list[tuple[str, str, str, int
     """(dataset, model, variant, seed, href) of every attack page; names are
     `{dataset}-{model}-{variant}-{protocol}-seed{seed}.html`, split with the model names known from the
     results; the variant is shown with its protocol, `gan-both (paper)`."""
-    from robustmvc.tables import MODEL_ORDER
 
     known = set(MODEL_ORDER) | {p.name for p in results.glob("metrics/*/*") if p.is_dir()}
     rows = []
@@ -375,7 +375,6 @@ def _attack_pages(reports: Path, results: Path) -> list[tuple[str, str, str, int
 
 def attack_grid(reports: Path, results: Path) -> str:
     """The attack pages as one model x attack table per dataset, each cell linking its seeds."""
-    from robustmvc.tables import DATASET_ORDER, MODEL_ORDER
 
     rows = _attack_pages(reports, results)
     if not rows:

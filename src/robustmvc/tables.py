@@ -20,11 +20,12 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from robustmvc import registry
 from robustmvc.files import read_json
 
 METRICS = ("acc", "nmi", "ari")
 COLUMNS = ["dataset", "model", "seed", "attack", "protocol", "eps", "phase", *METRICS]
-MODEL_ORDER = ["eamc", "simvc", "comvc", "multivae", "aecoddc", "infoddc", "sem", "ardmvc", "ardmvc-am", "alrdc"]
+MODEL_ORDER = registry.names()  # table order: the paper's Table 1, then the defenses
 DATASET_ORDER = ["regdb", "noisyfashion", "noisymnist", "patchedmnist", "demo", "demo3"]
 
 
@@ -34,6 +35,8 @@ def collect(results: str | Path) -> pd.DataFrame:
     The clean evaluation (`attack` none) runs the model as trained, BatchNorm on its running statistics,
     on the whole eval half: its protocol is `strict` (no attacker, so no samples to hold out).
     """
+    # imported here, not at module level: the attack module loads torch (seconds), which tables,
+    # the report and notebook 08 otherwise never need
     from robustmvc.attacks.gan import protocol_name
 
     rows = []
@@ -486,4 +489,3 @@ def worst_attack(tidy: pd.DataFrame, transfer: pd.DataFrame | None = None) -> pd
 
 
 N_CLUSTERS = {"noisymnist": 10, "noisyfashion": 10, "patchedmnist": 3, "regdb": 206, "demo": 10, "demo3": 10}
-BASELINES = ("eamc", "simvc", "comvc", "multivae", "aecoddc", "infoddc", "sem")

@@ -13,29 +13,20 @@ from __future__ import annotations
 
 import logging
 import math
-import random
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
+
+from robustmvc import config as config_mod
+from robustmvc import data as data_mod
+from robustmvc import registry
+from robustmvc.device import resolve_device, resolve_precision, seed_everything, set_precision, to_tensors
+from robustmvc.evaluate import evaluate
+from robustmvc.files import load_module_file, save_module, write_json
 from robustmvc.progress import bar as progress_bar
 
-from robustmvc import models
-from robustmvc.device import resolve_device, resolve_precision, set_precision
-from robustmvc.files import load_module_file, save_module
-
 log = logging.getLogger(__name__)
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def to_tensors(views, device) -> list[torch.Tensor]:
-    return [torch.as_tensor(v, dtype=torch.float32, device=device) for v in views]
 
 
 def _default_step(model, views, optimizers, phase, loss_fn):
@@ -138,7 +129,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"):
     missing = [k for k in ("model", "view_shapes", "n_clusters", "settings") if k not in meta]
     if missing:
         raise ValueError(f"{path} is not a model checkpoint (its meta lacks {', '.join(missing)}); {hint}")
-    model = models.build(meta["model"], [tuple(s) for s in meta["view_shapes"]], meta["n_clusters"],
+    model = registry.build(meta["model"], [tuple(s) for s in meta["view_shapes"]], meta["n_clusters"],
                          **meta["settings"])
     try:
         model.load_state_dict(ckpt["state_dict"])
@@ -159,11 +150,6 @@ def train_run(data_path: str | Path, model_name: str, seed: int, checkpoint: str
     `overrides` replace single resolved values (training keys go to training, the rest to the model).
     Returns a dict with the model, its settings, history, seconds and clean scores.
     """
-    from robustmvc import config as config_mod
-    from robustmvc import data as data_mod
-    from robustmvc.evaluate import evaluate
-    from robustmvc.files import write_json
-
     ds = data_mod.load(data_path)
     dataset = ds.meta.get("dataset")
     settings, tcfg = config_mod.resolve(cfg or {}, model_name, dataset)
@@ -176,7 +162,7 @@ def train_run(data_path: str | Path, model_name: str, seed: int, checkpoint: str
     dev = resolve_device(device, bool(cfg.get("deterministic", False)))
     precision = resolve_precision(cfg.get("precision", "fp32"), dev)
     seed_everything(seed)
-    model = models.build(model_name, ds.view_shapes, ds.n_clusters, **settings).to(dev)
+    model = registry.build(model_name, ds.view_shapes, ds.n_clusters, **settings).to(dev)
     start = time.perf_counter()
     history = train(model, ds.part("train")[0], tcfg, name=model_name, device=dev, progress=progress,
                     precision=precision)

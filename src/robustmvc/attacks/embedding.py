@@ -29,8 +29,6 @@ from robustmvc.models.blocks import batched_forward
 
 log = logging.getLogger(__name__)
 
-SUPPORTED = "comvc, simvc, ardmvc, ardmvc-am, alrdc"
-
 DEFAULTS: dict = {
     "bound": 0.5,               # ||delta_i|| <= bound * ||h_i||: the typical margin in h. On the demo data
                                 # (CoMVC, width 8) a sample lies a median 0.51 ||h|| from the bisector between
@@ -74,8 +72,8 @@ def embedding_head(model: nn.Module):
     while hasattr(inner, "backbone"):
         inner = inner.backbone
     if not hasattr(inner, "probs_from_h"):
-        raise ValueError(f"the embedding attack needs a model whose clustering layer maps h to probs: {SUPPORTED}; "
-                         f"{type(inner).__name__} has none")
+        raise ValueError(f"the embedding attack needs a model whose clustering layer maps h to probs; "
+                         f"{type(inner).__name__} has none (`python -m robustmvc models` lists the models that do)")
     return model.probs_from_h
 
 

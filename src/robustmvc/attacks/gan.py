@@ -22,11 +22,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from robustmvc.progress import bar as progress_bar
 
 from robustmvc.device import precision_of, resolve_precision
 from robustmvc.files import load_module_file, save_module
-from robustmvc.models.blocks import ModelOutput, batched_forward
+from robustmvc.metrics import clustering_scores
+from robustmvc.models.blocks import ModelOutput, batched_forward, frozen_parameters
+from robustmvc.progress import bar as progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -327,27 +328,22 @@ def frozen_target(model: nn.Module, batchnorm: str = "eval"):
     """
     if batchnorm not in BATCHNORM_MODES:
         raise ValueError(f"BatchNorm mode {batchnorm!r} is not one of {', '.join(BATCHNORM_MODES)}")
-    params = list(model.parameters())
-    flags = [p.requires_grad for p in params]
     was_training = model.training
     hidden = []
-    try:
-        for p in params:
-            p.requires_grad_(False)
-        model.eval()
-        if batchnorm == "batch":
-            for m in _batchnorms(model):
-                if m.running_mean is not None:
-                    # with no running statistics, BatchNorm normalises by the batch even in eval mode
-                    hidden.append((m, m.running_mean, m.running_var))
-                    m.running_mean, m.running_var = None, None
-        yield model
-    finally:
-        for m, mean, var in hidden:
-            m.running_mean, m.running_var = mean, var
-        for p, flag in zip(params, flags):
-            p.requires_grad_(flag)
-        model.train(was_training)
+    with frozen_parameters(model):
+        try:
+            model.eval()
+            if batchnorm == "batch":
+                for m in _batchnorms(model):
+                    if m.running_mean is not None:
+                        # with no running statistics, BatchNorm normalises by the batch even in eval mode
+                        hidden.append((m, m.running_mean, m.running_var))
+                        m.running_mean, m.running_var = None, None
+            yield model
+        finally:
+            for m, mean, var in hidden:
+                m.running_mean, m.running_var = mean, var
+            model.train(was_training)
 
 
 def chunks(n: int, batch_size: int) -> list[slice]:
@@ -421,7 +417,6 @@ def fit(model: nn.Module, views: list[torch.Tensor], settings: dict, *, progress
 
 
 def _fit(model, views, s, perturber, critics, opt_g, opt_d, gen, progress, score_views, score_labels, name):
-    from robustmvc.metrics import clustering_scores
 
     n, bs, device = len(views[0]), int(s["batch_size"]), views[0].device
     history: list[dict] = []

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from robustmvc.device import precision_of, resolve_precision
-from robustmvc.models.blocks import evaluating
+from robustmvc.models.blocks import evaluating, frozen_parameters
 
 # Settings of PGD as an evaluation attack (the run's `settings`); eps is per dataset.
 DEFAULTS: dict = {
@@ -40,7 +40,8 @@ def pgd(model: nn.Module, views: Sequence[torch.Tensor], objective: Objective, e
 
     Each step moves the attacked views by `step` along the sign of the objective's gradient, then
     projects onto the ball and the box. The model runs in eval mode during the search (its mode is
-    restored afterwards); only the inputs get gradients, so its parameters, their `.grad` and its
+    restored afterwards) with its parameters frozen (`frozen_parameters`): only the inputs get
+    gradients, autograd spends nothing on the weights, and the parameters, their `.grad` and the
     BatchNorm running statistics are left as they were. Views not in `views_to_attack` stay clean.
     Returns detached tensors. `keep_mode=True` searches in the model's current mode instead (a model
     in train mode then updates its BatchNorm running statistics at every step, as the public
@@ -48,7 +49,7 @@ def pgd(model: nn.Module, views: Sequence[torch.Tensor], objective: Objective, e
     """
     if eps < 0 or step < 0 or steps < 0:
         raise ValueError(f"PGD needs eps, step, steps >= 0; got {eps}, {step}, {steps}")
-    clean = [v.detach() for v in views]
+    clean = CleanViews(v.detach() for v in views)
     attacked = list(range(len(clean))) if views_to_attack is None else sorted(set(views_to_attack))
     if any(not 0 <= v < len(clean) for v in attacked):
         raise ValueError(f"views_to_attack {list(views_to_attack)} out of range for {len(clean)} views")
@@ -60,7 +61,8 @@ def pgd(model: nn.Module, views: Sequence[torch.Tensor], objective: Objective, e
         for v in attacked:
             noise = torch.rand(clean[v].shape, generator=generator, device=clean[v].device, dtype=clean[v].dtype)
             adv[v] = torch.minimum(torch.maximum(clean[v] + (2 * noise - 1) * eps, lower[v]), upper[v])
-    with (contextlib.nullcontext() if keep_mode else evaluating(model)), torch.enable_grad():
+    with (contextlib.nullcontext() if keep_mode else evaluating(model)), frozen_parameters(model), \
+            torch.enable_grad():
         for _ in range(int(steps)):
             for v in attacked:
                 adv[v] = adv[v].detach().requires_grad_(True)
@@ -90,19 +92,35 @@ def on_device(generator: torch.Generator | None, device: torch.device) -> torch.
     return torch.Generator(device=device).manual_seed(seed)
 
 
+class CleanViews(list):
+    """The clean views of one search, with room for the model's soft assignments on them (`clean_probs`)."""
+    probs: torch.Tensor | None = None
+
+
+def clean_probs(model: nn.Module, clean: list[torch.Tensor]) -> torch.Tensor:
+    """p(a|x) on the clean views, without gradient. A model in eval mode within one search (frozen
+    parameters, fixed BatchNorm statistics) gives the same answer at every step, so it is computed once
+    per search; in train mode each call runs the forward again, updating the running statistics as
+    every forward in train mode does."""
+    if model.training or not isinstance(clean, CleanViews):
+        with torch.no_grad():
+            return model(clean).probs
+    if clean.probs is None:
+        with torch.no_grad():
+            clean.probs = model(clean).probs
+    return clean.probs
+
+
 def probs_kl(model: nn.Module, clean: list[torch.Tensor], adv: list[torch.Tensor]) -> torch.Tensor:
     """sum_i KL(p(a|x_i) || p(a~|x~_i)): how far the soft assignments move (the evaluation objective)."""
-    with torch.no_grad():
-        p = model(clean).probs.clamp_min(1e-8)
+    p = clean_probs(model, clean).clamp_min(1e-8)
     q = model(adv).probs.clamp_min(1e-8)
     return (p * (p.log() - q.log())).sum()
 
 
 def probs_sq(model: nn.Module, clean: list[torch.Tensor], adv: list[torch.Tensor]) -> torch.Tensor:
     """sum_i ||p(a|x_i) - p(a~|x~_i)||^2 (as Chhabra et al.'s black-box attack scores the change)."""
-    with torch.no_grad():
-        p = model(clean).probs
-    return (p - model(adv).probs).pow(2).sum()
+    return (clean_probs(model, clean) - model(adv).probs).pow(2).sum()
 
 
 OBJECTIVES: dict[str, Objective] = {"kl": probs_kl, "sq": probs_sq}

@@ -18,9 +18,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from robustmvc import config as config_mod
+from robustmvc import data as data_mod
+from robustmvc import detect
 from robustmvc.attacks import blackbox, embedding, gan, pgd
-from robustmvc.files import load_module_file
+from robustmvc.device import resolve_device, resolve_precision, seed_everything, to_tensors
+from robustmvc.files import check_outputs, load_module_file, together, write_json
 from robustmvc.metrics import clustering_scores
+from robustmvc.train import load_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -180,8 +185,6 @@ def run(model: torch.nn.Module, views, labels, settings: dict, attack: str = "ga
     where it is) and left unchanged. `precision` applies while the attacker fits or searches;
     predictions are scored in fp32.
     """
-    from robustmvc.train import seed_everything, to_tensors
-
     device = device or next(model.parameters()).device
     model.to(device)
     s = settings
@@ -258,21 +261,16 @@ def attack_files(data: str | Path, checkpoint: str | Path, out: str | Path, *, a
     paths (later ones override). `overrides` are attack settings (eps, objective,
     epochs, protocol, seed, ...); the seed defaults to the model's. The config's `precision` (default fp32)
     and `deterministic` (default false) apply."""
-    from robustmvc import config as config_mod
-    from robustmvc import data as data_mod
-    from robustmvc import train
-    from robustmvc.files import check_outputs, together, write_json
-
     check_outputs({"--out": (out, (".json",)), "--generator-out": (generator_out, (".pt",)),
                    "--examples-out": (examples_out, (".png", ".pdf", ".svg"))},
                   {"--data": data, "--checkpoint": checkpoint})
     if isinstance(config, (str, Path)):
         config = [config]
     cfg = config_mod.load(*config) if isinstance(config, (list, tuple)) else (config or {})
-    dev = train.resolve_device(device, bool(cfg.get("deterministic", False)))
-    precision = train.resolve_precision(cfg.get("precision", "fp32"), dev)
+    dev = resolve_device(device, bool(cfg.get("deterministic", False)))
+    precision = resolve_precision(cfg.get("precision", "fp32"), dev)
     ds = data_mod.load(data)
-    model, meta = train.load_checkpoint(checkpoint, dev)
+    model, meta = load_checkpoint(checkpoint, dev)
     if [list(s) for s in ds.view_shapes] != [list(s) for s in meta["view_shapes"]]:
         raise ValueError(f"{checkpoint} was trained on views {meta['view_shapes']}, {data} has "
                          f"{ds.view_shapes}; attack it on the dataset it was trained on")
@@ -295,6 +293,8 @@ def attack_files(data: str | Path, checkpoint: str | Path, out: str | Path, *, a
                           {"dataset": dataset, "model": meta["model"], "seed": meta.get("seed"),
                            "settings": settings, "history": result.history})
         if examples_out:
+            # the figure module sits a floor above (it reads result tables too); imported here only when a
+            # figure is asked for, so an attack job without one does not load matplotlib and seaborn
             from robustmvc import plots
 
             if attack == "embedding":
@@ -311,20 +311,16 @@ def detect_files(data: str | Path, checkpoint: str | Path, generator: str | Path
                  detectors=None, device: str = "auto", seed: int = 0) -> dict:
     """AUC of each anomaly detector (fitted on the clean train half) at telling the eval half from its
     attacked copy, made by the saved attacker `generator`; written to `out` whole or not at all."""
-    from robustmvc import data as data_mod
-    from robustmvc import detect, train
-    from robustmvc.files import write_json
-
-    dev = train.resolve_device(device)
+    dev = resolve_device(device)
     ds = data_mod.load(data)
-    model, meta = train.load_checkpoint(checkpoint, dev)
+    model, meta = load_checkpoint(checkpoint, dev)
     attacker, ameta = load_attacker(generator, dev)
     if ameta.get("model") not in (None, meta["model"]) or ameta.get("dataset") not in (None, ds.meta.get("dataset")):
         raise ValueError(f"{generator} attacks {ameta.get('model')} on {ameta.get('dataset')}, not {meta['model']} on "
                          f"{ds.meta.get('dataset')}; detect with the generator trained against this checkpoint")
     views, _ = ds.part("eval")
     train_views, _ = ds.part("train")
-    x = train.to_tensors(views, dev)
+    x = to_tensors(views, dev)
     kinds = tuple(detectors or detect.DETECTORS)
     if ameta["attack"] == "embedding":
         settings = ameta.get("settings") or {}

@@ -15,9 +15,13 @@ import numpy as np
 import pandas as pd
 import torch
 
+from robustmvc import data as data_mod
 from robustmvc.attacks import gan
 from robustmvc.attacks.gan import load_perturber
+from robustmvc.attacks.run import split
+from robustmvc.device import resolve_device, to_tensors
 from robustmvc.metrics import clustering_scores
+from robustmvc.train import load_checkpoint
 
 
 def transfer_scores(perturbers: dict, targets: dict, views, labels, protocol: str = "paper",
@@ -52,15 +56,11 @@ def transfer_files(data: str | Path, generators: dict[str, str | Path], checkpoi
                    device: str = "auto", protocol: str = "paper") -> pd.DataFrame:
     """`transfer_scores` from files: the dataset's eval half, generators and checkpoints by model name.
     Every generator must have been fitted under `protocol`."""
-    from robustmvc import data as data_mod
-    from robustmvc import train
-    from robustmvc.attacks.run import split
-
     gan.check_protocol(protocol)
-    dev = train.resolve_device(device)
+    dev = resolve_device(device)
     ds = data_mod.load(data)
     views, labels = ds.part("eval")
-    x = train.to_tensors(views, dev)
+    x = to_tensors(views, dev)
     perturbers, surrogate_seeds, scored, batch_sizes = {}, {}, {}, set()
     for name, path in generators.items():
         perturber, meta = load_perturber(path, dev)
@@ -76,7 +76,7 @@ def transfer_files(data: str | Path, generators: dict[str, str | Path], checkpoi
         perturbers[name] = perturber
         scored[name] = split(len(labels), protocol, settings.get("heldout_fraction", 0.5), settings.get("seed", 0))[1]
         batch_sizes.add(int(settings.get("batch_size", 100)))
-    loaded = {name: train.load_checkpoint(path, dev) for name, path in checkpoints.items()}
+    loaded = {name: load_checkpoint(path, dev) for name, path in checkpoints.items()}
     targets = {name: model for name, (model, _) in loaded.items()}
     table = transfer_scores(perturbers, targets, x, labels, protocol, min(batch_sizes, default=100), scored)
     table.insert(0, "dataset", ds.meta.get("dataset"))

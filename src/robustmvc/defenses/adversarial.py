@@ -1,4 +1,4 @@
-"""AR-DMVC and AR-DMVC-AM (SPEC sections 1 and 6), as a wrapper that any registered model can wear.
+"""AR-DMVC and AR-DMVC-AM (SPEC sections 1 and 6), as a wrapper that a baseline trained through its loss can wear.
 
     L_AR-DMVC    = L(x) + lambda L(x~),  x~ = PGD argmax of the contrastive loss in B_eps(x) and [0, 1]
     L_AR-DMVC-AM = L_AR-DMVC + gamma KL(p(a~|x~) || p(a|x))
@@ -34,26 +34,15 @@ def contrastive_objective(pairs: str = "all", tau: float = 0.1):
 
 
 class AdversarialTraining(nn.Module):
-    def __init__(self, view_shapes, n_clusters: int, backbone: str = "comvc", backbone_settings: dict | None = None,
-                 encoder_width: int = 64, adv_weight: float = 1.0, kl_weight: float = 0.0,
+    def __init__(self, backbone: nn.Module, adv_weight: float = 1.0, kl_weight: float = 0.0,
                  kl_direction: str = "paper", pgd_eps: float = 0.2, pgd_step: float = 0.02, pgd_steps: int = 10,
                  pgd_pairs: str = "all", pgd_batchnorm: str = "train", tau: float = 0.1, seed: int | None = None):
+        """`backbone`: a built baseline trained through its loss (`registry.build` makes and checks it)."""
         super().__init__()
-        from robustmvc import models
-
-        if backbone in ("ardmvc", "ardmvc-am"):
-            raise ValueError("the backbone of an adversarially trained model must be a baseline, e.g. comvc")
         if pgd_batchnorm not in ("eval", "train"):
             raise ValueError(f"pgd_batchnorm must be 'eval' or 'train', got {pgd_batchnorm!r}")
         kl_term(torch.ones(1, 2) / 2, torch.ones(1, 2) / 2, kl_direction)  # validate the direction early
-        self.backbone = models.build(backbone, view_shapes, n_clusters, encoder_width=encoder_width,
-                                     **(backbone_settings or {}))
-        if hasattr(self.backbone, "train_step"):
-            wrappable = [m for m, cls in models.REGISTRY.items()
-                         if isinstance(cls, type) and not hasattr(cls, "train_step")]
-            raise ValueError(f"backbone {backbone!r} steps its own optimisers, so adversarial terms added to its "
-                             f"loss would never be optimised; use a backbone trained through its loss: "
-                             f"{', '.join(wrappable)}")
+        self.backbone = backbone
         self.adv_weight, self.kl_weight, self.kl_direction = adv_weight, kl_weight, kl_direction
         self.pgd_eps, self.pgd_step, self.pgd_steps = pgd_eps, pgd_step, pgd_steps
         self.pgd_batchnorm = pgd_batchnorm

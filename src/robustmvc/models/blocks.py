@@ -1,6 +1,7 @@
 """Building blocks shared by the models: image encoders, fusion, the DDC clustering head."""
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -75,6 +76,21 @@ class DDCHead(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         hidden = self.hidden(x)
         return hidden, torch.softmax(self.out(hidden), dim=1)
+
+
+@contextmanager
+def frozen_parameters(model: nn.Module):
+    """`model` with requires_grad off on every parameter, restored on exit: gradients still reach the
+    inputs, but autograd records no edge to a weight, so a search over inputs (PGD, an attack's
+    generator) neither builds nor computes anything for the weights."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    try:
+        for p in params:
+            p.requires_grad_(False)
+        yield model
+    finally:
+        for p in params:
+            p.requires_grad_(True)
 
 
 class evaluating:
