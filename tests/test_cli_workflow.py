@@ -162,7 +162,7 @@ def test_dag_jobs_run_with_spaces_and_unicode_in_every_path(tmp_path):
     assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
     for target in targets:
         assert target.is_file(), target
-    assert (reports / "03_attack" / "demo-comvc-gan-both-seed0.html").is_file()
+    assert (reports / "03_attack" / "demo-comvc-gan-both-paper-seed0.html").is_file()
     sensitivity = json.loads(targets[-1].read_text())
     assert sensitivity["model"] == "ardmvc-am" and 0 <= sensitivity["attacked"]["acc"] <= 1
 
