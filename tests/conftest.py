@@ -39,13 +39,23 @@ def snakemake(*args, cwd=ROOT):
     return subprocess.run([snakemake_exe(), *args], cwd=cwd, capture_output=True, text=True)
 
 
+def demo_configfiles(results):
+    """The --configfile list the demo_run fixture used: the demo and a copy of the fast overlay beside `results`."""
+    return ["config/demo.yaml", str(results.parent / "fast over lay.yaml")]
+
+
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory):
     """The demo DAG (with tests/demo-fast.yaml's shorter training) run once into a temporary folder:
-    (results dir, reports dir of the demo scale)."""
-    root = tmp_path_factory.mktemp("demo")
-    results, reports = root / "results", root / "reports" / "demo"
-    run = snakemake("--cores", "2", "--configfile", "config/demo.yaml", "tests/demo-fast.yaml", "--config",
+    (results dir, reports dir of the demo scale). Every path it is given (results, reports, the overlay)
+    sits under folders whose names hold a space and a non-ASCII letter, so each job that builds a shell
+    command from paths is run with such paths."""
+    root = tmp_path_factory.mktemp("demo") / "a dir é"
+    results, reports = root / "rés ults", root / "rep orts" / "demo"
+    root.mkdir()
+    configs = demo_configfiles(results)
+    Path(configs[1]).write_text((ROOT / "tests" / "demo-fast.yaml").read_text())
+    run = snakemake("--cores", "2", "--configfile", *configs, "--config",
                     f"results_dir={results}", f"report_dir={reports}")
     assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
     return results, reports
@@ -60,3 +70,14 @@ def blob_views(n=60, k=3, seed=0):
         centres = rng.uniform(0.2, 0.8, size=(k, 1, 28, 28))
         views.append(np.clip(centres[labels] + rng.normal(0, 0.05, (n, 1, 28, 28)), 0, 1).astype(np.float32))
     return views, labels
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under `pytest -n N --dist loadgroup` (make test): every test that reads the demo DAG runs on one
+    worker, so the DAG is built once, and the other tests go by file, so a module-scoped fixture is
+    built once; the workers share out the groups."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    for item in items:
+        group = "demo-dag" if "demo_run" in getattr(item, "fixturenames", ()) else item.path.name
+        item.add_marker(pytest.mark.xdist_group(group))

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from robustmvc.cli import main
-from conftest import ROOT, snakemake
+from conftest import ROOT, demo_configfiles, snakemake
 
 
 def test_models_lists_registered_names(capsys):
@@ -90,7 +90,9 @@ def test_paper_dag_lists_data_and_training_for_three_public_datasets():
 
 @pytest.mark.slow
 def test_demo_dag_end_to_end(demo_run):
+    """The whole demo DAG, run with a space and a non-ASCII letter in every path it was given."""
     results, reports = demo_run
+    assert " " in str(results) and "é" in str(results) and " " in demo_configfiles(results)[1]
     index = (reports / "index.html").read_text()
     for page in ("01_prepare_data/demo.html", "02_train/demo-comvc-seed0.html", "03_attack/demo-comvc-gan-both-paper-seed0.html",
                  "03_attack/demo-comvc-gan-both-strict-seed0.html",
@@ -115,6 +117,8 @@ def test_demo_dag_end_to_end(demo_run):
     for attack in ("gan-both", "blackbox", "embedding"):
         auc = json.loads((results / "detection" / "demo" / "comvc" / attack / "paper" / "seed0.json").read_text())["auc"]
         assert 0 <= auc["iforest-h"] <= 1, attack
+    sensitivity = json.loads((results / "sensitivity" / "demo" / "lambda1-gamma1-klpaper" / "seed0.json").read_text())
+    assert sensitivity["model"] == "ardmvc-am" and 0 <= sensitivity["attacked"]["acc"] <= 1
     # the tidy table covers every model the demo config names
     table = (results / "metrics" / "all.csv").read_text()
     cfg = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
@@ -129,7 +133,7 @@ def test_demo_dag_end_to_end(demo_run):
 def test_snakemake_report_collects_the_captioned_outputs(demo_run, tmp_path):
     results, reports = demo_run
     out = tmp_path / "report.zip"
-    run = snakemake("--cores", "1", "--configfile", "config/demo.yaml", "tests/demo-fast.yaml", "--config",
+    run = snakemake("--cores", "1", "--configfile", *demo_configfiles(results), "--config",
                     f"results_dir={results}", f"report_dir={reports}", "--report", str(out))
     assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
     import zipfile
@@ -138,33 +142,6 @@ def test_snakemake_report_collects_the_captioned_outputs(demo_run, tmp_path):
     for wanted in ("evaluate.html", "related.html", "demo.csv"):
         assert any(n.endswith(wanted) for n in names), wanted
     assert sum(n.endswith(".png") for n in names) >= 10  # one adversarial-example figure per attack run
-
-
-@pytest.mark.slow
-def test_dag_jobs_run_with_spaces_and_unicode_in_every_path(tmp_path):
-    """The fast demo with results, reports and an overlay config under folders whose names hold a space
-    and a non-ASCII letter: one job of each kind that builds a shell command from paths (the notebook
-    rules, the sensitivity point, transfer, detect) runs and writes its output."""
-    root = tmp_path / "a dir é"
-    root.mkdir()
-    results, reports = root / "rés ults", root / "rep orts" / "demo"
-    overlay = root / "over lay.yaml"
-    overlay.write_text(yaml.safe_dump({
-        "training": {"epochs": 2}, "models": {"ardmvc-am": {"epochs": 1}}, "attack": {"epochs": 1},
-        "transfer": {"models": ["comvc"]}, "sensitivity": {"adv_weight": [1], "kl_weight": [1]}}))
-    targets = [results / "data" / "demo.npz", results / "metrics" / "demo" / "comvc" / "clean" / "seed0.json",
-               results / "metrics" / "demo" / "comvc" / "gan-both" / "paper" / "seed0.json",
-               results / "detection" / "demo" / "comvc" / "gan-both" / "paper" / "seed0.json",
-               results / "transfer" / "demo.csv",
-               results / "sensitivity" / "demo" / "lambda1-gamma1-klpaper" / "seed0.json"]
-    run = snakemake("--cores", "2", *map(str, targets), "--configfile", "config/demo.yaml", "tests/demo-fast.yaml",
-                    str(overlay), "--config", f"results_dir={results}", f"report_dir={reports}")
-    assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
-    for target in targets:
-        assert target.is_file(), target
-    assert (reports / "03_attack" / "demo-comvc-gan-both-paper-seed0.html").is_file()
-    sensitivity = json.loads(targets[-1].read_text())
-    assert sensitivity["model"] == "ardmvc-am" and 0 <= sensitivity["attacked"]["acc"] <= 1
 
 
 @pytest.mark.parametrize("path", [
