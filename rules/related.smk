@@ -1,4 +1,4 @@
-# Related systems (SPEC section 9). Their attacks are attack-stage variants (rules/attack.smk:
+# Related systems (docs/ARCHITECTURE.md, section 9). Their attacks are attack-stage variants (rules/attack.smk:
 # `blackbox`, `whitebox`, `embedding`) and ALRDC is a model like any other (rules/train.smk); here:
 # generators moved between models (transfer), anomaly detectors against each attack (detect), and
 # notebook 08, which puts them side by side. All of them read the runs and generators of one protocol,

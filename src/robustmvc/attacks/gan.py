@@ -1,4 +1,4 @@
-"""The AR-DMVC attack (Huang et al., ICML 2024, SPEC section 5): a generator per view learns
+"""The AR-DMVC attack (Huang et al., ICML 2024; docs/ARCHITECTURE.md, section 5): a generator per view learns
 bounded perturbations that push a frozen DMVC model's view representations (complementarity)
 and consensus representation (consistency) away from their clean values.
 
@@ -33,8 +33,9 @@ log = logging.getLogger(__name__)
 
 OBJECTIVES = ("both", "com", "con")
 
-# The two evaluation protocols every attack runs under (SPEC section 5). Each fixes how the attacked
-# model normalises (its BatchNorm mode, see `frozen_target`) and which samples fit and score the attacker.
+# The two evaluation protocols every attack runs under (docs/ARCHITECTURE.md, section 5). Each fixes how
+# the attacked model normalises (its BatchNorm mode, see `frozen_target`) and which samples fit and score
+# the attacker.
 PROTOCOLS: dict[str, dict[str, str]] = {
     # what produced the published numbers: the public code never calls eval() on the attacked model, so
     # BatchNorm normalises with the statistics of each shuffled batch of `batch_size`; the attacker is
@@ -66,7 +67,7 @@ DEFAULTS: dict = {
     "seed": 0,
 }
 
-# The paper's L-infinity budgets (SPEC section 5).
+# The paper's L-infinity budgets (docs/ARCHITECTURE.md, section 5).
 PAPER_EPS = {"noisymnist": 0.3, "noisyfashion": 0.15, "patchedmnist": 0.3}
 
 

@@ -2,8 +2,8 @@
 of the model interface.
 
 Used here as an evaluation attack (maximise the change of the soft cluster assignments) and,
-later, by AR-DMVC adversarial training (objective = the model's contrastive loss, SPEC section 6:
-random start, 10 steps of 0.02, eps 0.2).
+later, by AR-DMVC adversarial training (objective = the model's contrastive loss; docs/ARCHITECTURE.md,
+section 6: random start, 10 steps of 0.02, eps 0.2).
 """
 from __future__ import annotations
 

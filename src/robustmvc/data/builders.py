@@ -1,4 +1,4 @@
-"""Multi-view datasets, built the way the paper's code builds them (SPEC section 2).
+"""Multi-view datasets, built the way the paper's code builds them (docs/ARCHITECTURE.md, section 2).
 
 Pixels are first put on the [-1, 1] scale (the reference pipeline normalises with mean 0.5 and
 std 0.5), noise is added on that scale, and every view is finally min-max normalised to [0, 1]

@@ -1,4 +1,5 @@
-"""AR-DMVC and AR-DMVC-AM (SPEC sections 1 and 6), as a wrapper that a baseline trained through its loss can wear.
+"""AR-DMVC and AR-DMVC-AM (docs/ARCHITECTURE.md, section 6), as a wrapper that a baseline trained
+through its loss can wear.
 
     L_AR-DMVC    = L(x) + lambda L(x~),  x~ = PGD argmax of the contrastive loss in B_eps(x) and [0, 1]
     L_AR-DMVC-AM = L_AR-DMVC + gamma KL(p(a~|x~) || p(a|x))

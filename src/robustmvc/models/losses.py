@@ -1,4 +1,4 @@
-"""Loss terms as plain functions of tensors (SPEC section 3), shared by every model that uses them."""
+"""Loss terms as plain functions of tensors (docs/ARCHITECTURE.md, section 3), shared by every model that uses them."""
 from __future__ import annotations
 
 import itertools
