@@ -26,7 +26,8 @@ demo: setup  ## the whole DAG on embedded data, CPU, a few minutes -> reports/in
 reproduce: setup  ## the paper's experiment (config/config.yaml)
 	PATH=$(CURDIR)/$(BIN):$$PATH snakemake --cores $(CORES)
 
-cpu-scale: setup  ## the paper's experiment shrunk to 2 CPU cores (config/cpu-scale.yaml overlay)
+cpu-scale: setup  ## the paper's experiment shrunk to 2 CPU cores (config/cpu-scale.yaml overlay); prints its estimate first
+	PATH=$(CURDIR)/$(BIN):$$PATH python benchmarks/estimate_run.py --configfile config/config.yaml config/cpu-scale.yaml
 	PATH=$(CURDIR)/$(BIN):$$PATH snakemake --cores $(CORES) --configfile config/config.yaml config/cpu-scale.yaml
 
 test: setup  ## the test suite (what CI runs): two workers of one thread each, the demo DAG's tests on one of them
