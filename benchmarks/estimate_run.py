@@ -72,6 +72,28 @@ def groups_of(key: str) -> list[tuple[str, ...]]:
     return [(stage, name.split("-", 1)[0]), (stage,)]
 
 
+def price(jobs, seconds: dict[str, float]) -> dict[str, list]:
+    """Per rule: [jobs, jobs measured, CPU seconds, jobs left unpriced]. A job measured before costs what
+    it cost; another costs the median of its closest group (`groups_of`) among the measured jobs."""
+    by_group = defaultdict(list)
+    for key, s in seconds.items():
+        for group in groups_of(key):
+            by_group[group].append(s)
+    medians = {group: statistics.median(v) for group, v in by_group.items()}
+    per_rule = defaultdict(lambda: [0, 0, 0.0, 0])
+    for rule, key, _ in jobs:
+        row = per_rule[rule]
+        row[0] += 1
+        if key in seconds:
+            row[1] += 1
+            row[2] += seconds[key]
+        elif key and any(g in medians for g in groups_of(key)):
+            row[2] += next(medians[g] for g in groups_of(key) if g in medians)
+        else:
+            row[3] += 1
+    return dict(per_rule)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--configfile", nargs="+", default=["config/config.yaml"])
@@ -85,25 +107,8 @@ def main(argv=None):
     jobs, results = planned_jobs(snakemake_args)
     folders = ([Path(results) / "benchmarks"] if results else []) + list(args.measured)
     seconds = measured_seconds([f for f in folders if f.is_dir()])
-    by_group = defaultdict(list)
-    for key, s in seconds.items():
-        for group in groups_of(key):
-            by_group[group].append(s)
-    medians = {group: statistics.median(v) for group, v in by_group.items()}
-
-    per_rule = defaultdict(lambda: [0, 0, 0.0, 0])  # jobs, measured, seconds, unpriced
-    threads = 1
-    for rule, key, t in jobs:
-        row = per_rule[rule]
-        row[0] += 1
-        threads = max(threads, t)
-        if key in seconds:
-            row[1] += 1
-            row[2] += seconds[key]
-        elif key and any(g in medians for g in groups_of(key)):
-            row[2] += next(medians[g] for g in groups_of(key) if g in medians)
-        else:
-            row[3] += 1
+    per_rule = price(jobs, seconds)
+    threads = max([t for _, _, t in jobs] or [1])
     total = sum(r[2] for r in per_rule.values())
     print(f"{'rule':<20}{'jobs':>6}{'measured':>10}{'CPU min':>10}")
     for rule, (n, known, s, unpriced) in sorted(per_rule.items(), key=lambda kv: -kv[1][2]):
