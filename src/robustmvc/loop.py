@@ -70,5 +70,6 @@ def run_epochs(step: Step, n: int, batch_size: int, epochs: int, *, seed: int, d
         history.append(record)
         bar.set_postfix({name: f"{record[key]:.4g}" for name, key in (show or {}).items()})
         log.info("%s epoch %d/%d: %s", label, epoch + 1, epochs,
-                 " ".join(f"{k}={v:.4g}" for k, v in record.items() if isinstance(v, float)))
+                 " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()
+                          if isinstance(v, (float, str))))
     return history
