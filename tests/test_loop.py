@@ -78,3 +78,20 @@ def test_a_term_that_is_not_finite_is_named_with_its_epoch():
         run_epochs(step, 12, 4, 3, seed=3, device="cpu", label="attack toy", fix="lower the lr", progress=False,
                    start=lambda epoch: {"phase": "main", "lr": 0.1})
     assert calls == [0, 0, 0, 1, 1, 1]  # stopped at the end of the epoch it appeared in
+
+
+def test_one_host_device_read_per_epoch(monkeypatch):
+    """The terms stay where the step left them: the loop copies them to the host once per epoch."""
+    copies = []
+    real_cpu = torch.Tensor.cpu
+    monkeypatch.setattr(torch.Tensor, "cpu", lambda self, *a, **k: copies.append(1) or real_cpu(self, *a, **k))
+
+    def no_read(self, *args):
+        raise AssertionError("a step's term was read on the host")
+
+    values = torch.rand(12)
+    monkeypatch.setattr(torch.Tensor, "item", no_read)
+    monkeypatch.setattr(torch.Tensor, "__float__", no_read)
+    run_epochs(lambda epoch, idx: {"a": values[idx].sum(), "b": values[idx].max()}, 12, 4, 2, seed=0,
+               device="cpu", label="toy", fix="", progress=False)
+    assert len(copies) == 2
