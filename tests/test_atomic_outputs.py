@@ -22,7 +22,7 @@ from conftest import ROOT
 DRIVER = """
 import json, os, signal, sys
 import sklearn.datasets, torch
-import robustmvc.attacks.run, robustmvc.data, robustmvc.plots, robustmvc.train
+import robustmvc.data, robustmvc.plots, robustmvc.runs
 from robustmvc.cli import main
 statuses = []
 for kill_at, sig, root, argv in json.loads(sys.argv[1]):

@@ -7,7 +7,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from robustmvc import cli, registry, train
+from robustmvc import cli, registry, runs, train
 from robustmvc.device import seed_everything, to_tensors
 from robustmvc.attacks import gan, pgd, run
 from robustmvc.data import MultiViewData, save
@@ -110,7 +110,7 @@ def test_generator_files_of_the_earlier_decoder_ask_to_be_refitted(tmp_path):
     with pytest.raises(ValueError, match="earlier generator decoder.*refit"):
         gan.load_perturber(path)
     with pytest.raises(ValueError, match="earlier generator decoder.*refit"):
-        run.load_attacker(path)
+        runs.load_attacker(path)
 
 
 def test_too_small_view_is_a_clear_error():
@@ -393,7 +393,7 @@ def test_collapse_record_counts_clusters_and_measures_the_perturbation():
     result = run.AttackResult("gan", {"eps": 0.1}, np.array([0, 1, 2, 0]), np.array([0, 1, 2, 0]),
                               np.array([1, 1, 1, 1]), [clean[0] + delta, clean[1]], clean,
                               np.arange(4), np.arange(4))
-    rec = run.collapse_record(result)
+    rec = runs.collapse_record(result)
     assert rec["cluster_sizes"] == {"clean": [2, 1, 1], "attacked": [0, 4, 0]}
     assert rec["largest_cluster_share"] == {"clean": 0.5, "attacked": 1.0}
     per = rec["perturbation"]
@@ -402,7 +402,7 @@ def test_collapse_record_counts_clusters_and_measures_the_perturbation():
     assert per["l2_mean"] == [pytest.approx((0.1 * 3 + 0.05) / 4, rel=1e-5), 0.0]  # one moved pixel per sample
     assert per["l2_max"][0] == pytest.approx(0.1, rel=1e-5)
     embedding = run.AttackResult("embedding", {"bound": 0.1}, *list(vars(result).values())[2:9])
-    assert "perturbation" not in run.collapse_record(embedding)
+    assert "perturbation" not in runs.collapse_record(embedding)
 
 
 @pytest.fixture

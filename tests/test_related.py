@@ -5,7 +5,7 @@ import torch
 
 from robustmvc import detect, registry
 from robustmvc.attacks import gan, transfer
-from robustmvc.attacks.run import detect_files, load_attacker, save_attacker
+from robustmvc.runs import detect_files, load_attacker, save_attacker
 from robustmvc.attacks.embedding import EmbeddingPerturber
 
 

@@ -37,14 +37,14 @@ def _key_value(item: str):
 
 
 def _train(args) -> None:
-    from robustmvc import config, train
+    from robustmvc import config, runs
     from robustmvc.files import check_outputs
 
     check_outputs({"--out": (args.out, (".pt",)), "--metrics": (args.metrics, (".json",))}, {"--data": args.data})
     cfg = config.load(*args.config) if args.config else {}
     overrides = dict(_key_value(item) for item in args.set)
     config.check_training(overrides, "--set")
-    run = train.train_run(args.data, args.model, args.seed, args.out, cfg, metrics=args.metrics,
+    run = runs.train_run(args.data, args.model, args.seed, args.out, cfg, metrics=args.metrics,
                           device=args.device or cfg.get("device", "auto"), epochs=args.epochs,
                           overrides=overrides)
     print(f"wrote {args.out} after {run['seconds']:.0f}s ({run['samples_per_second']:.0f} samples/s); clean eval "
@@ -53,11 +53,12 @@ def _train(args) -> None:
 
 def _evaluate(args) -> None:
     from robustmvc import data, train
+    from robustmvc.device import resolve_device
     from robustmvc.evaluate import evaluate
     from robustmvc.files import check_outputs, write_json
 
     check_outputs({"--out": (args.out, (".json",))}, {"--data": args.data, "--checkpoint": args.checkpoint})
-    device = train.resolve_device(args.device or "auto")
+    device = resolve_device(args.device or "auto")
     ds = data.load(args.data)
     model, meta = train.load_checkpoint(args.checkpoint, device)
     if [list(s) for s in ds.view_shapes] != [list(s) for s in meta["view_shapes"]]:
@@ -76,7 +77,7 @@ def _report(args) -> None:
 
 
 def _attack(args) -> None:
-    from robustmvc.attacks.run import attack_files
+    from robustmvc.runs import attack_files
 
     rec = attack_files(args.data, args.checkpoint, args.out, attack=args.attack, config=args.config,
                        generator_out=args.generator_out, examples_out=args.examples_out,
@@ -99,7 +100,7 @@ def _named_paths(items: list[str], flag: str) -> dict[str, str]:
 
 
 def _transfer(args) -> None:
-    from robustmvc.attacks.transfer import transfer_files
+    from robustmvc.runs import transfer_files
     from robustmvc.files import atomic_path, check_outputs
 
     generators = _named_paths(args.generator, "--generator")
@@ -114,7 +115,7 @@ def _transfer(args) -> None:
 
 
 def _detect(args) -> None:
-    from robustmvc.attacks.run import detect_files
+    from robustmvc.runs import detect_files
     from robustmvc.files import check_outputs
 
     check_outputs({"--out": (args.out, (".json",))},

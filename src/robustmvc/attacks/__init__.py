@@ -4,12 +4,11 @@
 - `pgd`: L-infinity projected gradient ascent on any objective of the model's outputs;
 - `blackbox`: the query-only GAN attack of Chhabra et al. (2022) and its white-box twin;
 - `embedding`: ALRDC's attack, a bounded learned perturbation of the representation h;
+- `run`: one attack on one model under one protocol, fitted and scored (not imported here, as a
+  defense importing an attack need not load every attack);
+- `transfer`: generators fitted against one model applied to others.
 
-Files in, files out (these read checkpoints and datasets, so they sit above training and are not
-imported here: a defense importing an attack must not load the trainer):
-- `run`: one attack on one checkpoint, scored and written to a metrics JSON (`attack_files`), and
-  anomaly detectors against a saved attacker (`detect_files`);
-- `transfer`: generators trained against one model applied to others (`transfer_files`).
+Reading and writing their files is `robustmvc.runs`.
 """
 from robustmvc.attacks import blackbox, embedding, gan, pgd
 from robustmvc.attacks.gan import PAPER_EPS, Perturber, load_perturber, save_perturber

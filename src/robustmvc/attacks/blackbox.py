@@ -16,18 +16,11 @@ of the black-box restriction can be measured.
 """
 from __future__ import annotations
 
-import logging
-import time
-
-import numpy as np
 import torch
 from torch import nn
-from robustmvc.progress import bar as progress_bar
 
 from robustmvc.attacks import gan
-from robustmvc.device import precision_of, resolve_precision
-
-log = logging.getLogger(__name__)
+from robustmvc.loop import run_epochs
 
 GRADIENTS = ("nes", "exact")
 
@@ -127,92 +120,48 @@ def fit(model: nn.Module, views: list[torch.Tensor], settings: dict, *, progress
     (n) plus 2 * nes_samples per sample per step. With gradient="exact" it is None: the white-box
     twin reads the target directly, so a query count would compare unlike things. `precision` is that
     of the conv stacks of target, generators and discriminators while fitting (as `gan.fit`).
+    The epochs are `gan.fit`'s: the same generator step, with A in place of the representation distances.
     """
     s = check_settings(settings)
     if len(views[0]) < 2:
         raise ValueError(f"the attack needs at least 2 samples to fit on, got {len(views[0])}")
-    device = views[0].device
-    torch.manual_seed(int(s["seed"]))
-    shapes = [tuple(v.shape[1:]) for v in views]
-    perturber = gan.Perturber(shapes, s["eps"], s["init_std"], int(s["residual_blocks"])).to(device)
-    critics = nn.ModuleList(gan.Discriminator(sh) for sh in shapes).to(device)
-    gan.init_weights(critics, s["init_std"])
-    opt_g = torch.optim.Adam(perturber.parameters(), lr=s["lr"])
-    opt_d = torch.optim.Adam(critics.parameters(), lr=s["lr"])
+    perturber, critics, opt_g, opt_d = gan.networks(views, s, int(s["residual_blocks"]))
     oracle = QueryOracle(model, gan.batchnorm_of(s))
-    # saturated tanh backward makes denormal floats: ~2x slower on CPU (as gan.fit)
-    flush = torch.set_flush_denormal(True)
-    precision = resolve_precision(precision, device)
-    try:
-        with precision_of(model, precision), precision_of(perturber, precision), precision_of(critics, precision):
-            history = _fit(model, oracle, views, s, perturber, critics, opt_g, opt_d, progress, name)
-    finally:
-        if flush:
-            torch.set_flush_denormal(False)
-    return perturber, history, oracle.queries if s["gradient"] == "nes" else None
-
-
-def _fit(model, oracle, views, s, perturber, critics, opt_g, opt_d, progress, name) -> list[dict]:
     n, bs, device = len(views[0]), int(s["batch_size"]), views[0].device
-    order_gen = torch.Generator(device="cpu").manual_seed(int(s["seed"]))
     noise_gen = torch.Generator(device=device).manual_seed(int(s["seed"]))
-    # f(x) never changes: one query per clean sample, in chunks a batch-statistics target also accepts
-    clean = torch.cat([oracle([v[i:i + bs] for v in views]) for i in range(0, n, bs)])
-    history: list[dict] = []
-    bar = progress_bar(range(int(s["epochs"])), desc=name, disable=not progress, leave=False)
-    for epoch in bar:
-        perturber.train()
-        critics.train()
-        start, sums, batches = time.perf_counter(), {}, 0
-        order = torch.randperm(n, generator=order_gen).to(device)
+    counted = s["gradient"] == "nes"
+
+    def queries(epoch, record):
+        record["queries"] = oracle.queries if counted else None
+
+    with gan.fitting(model, perturber, critics, precision):
+        # f(x) never changes: one query per clean sample, in chunks a batch-statistics target also accepts
+        clean = torch.cat([oracle([v[i:i + bs] for v in views]) for i in range(0, n, bs)])
+
+        def step(epoch, idx):
+            return _step(model, oracle, perturber, critics, opt_g, opt_d, [v[idx] for v in views], clean[idx], s,
+                         noise_gen)
+
         # full batches only, as gan.fit (a batch-statistics target needs n > 1)
-        for i in range(0, n - bs + 1 if n >= bs else 1, bs):
-            idx = order[i:i + bs]
-            terms = _step(model, oracle, perturber, critics, opt_g, opt_d, [v[idx] for v in views],
-                          clean[idx], s, noise_gen)
-            for key, value in terms.items():
-                sums[key] = sums[key] + value if key in sums else value
-            batches += 1
-        record = gan.epoch_means(sums, batches)
-        record.update(epoch=epoch + 1, seconds=time.perf_counter() - start,
-                      queries=oracle.queries if s["gradient"] == "nes" else None)
-        for key, value in record.items():
-            if isinstance(value, float) and not np.isfinite(value):
-                raise FloatingPointError(f"attack loss {key!r} became {value} at epoch {epoch + 1}; "
-                                         "lower the attack's lr")
-        history.append(record)
-        bar.set_postfix(adv=f"{record['adv']:.3f}", d=f"{record['d_total']:.3f}")
-        log.info("%s epoch %d: %s", name, epoch + 1,
-                 " ".join(f"{k}={v:.4g}" for k, v in record.items() if isinstance(v, float)))
-    perturber.eval()
-    return history
+        history = run_epochs(step, n, bs, int(s["epochs"]), seed=int(s["seed"]), device=device, label=f"attack {name}",
+                             fix=gan.LOWER_LR, progress=progress, end=queries, show={"adv": "adv", "d": "d_total"})
+    return perturber, history, oracle.queries if counted else None
 
 
 def _step(model, oracle, perturber, critics, opt_g, opt_d, views, clean, s, noise_gen) -> dict[str, torch.Tensor]:
-    adv, deltas = perturber(views)
-    # discriminators: real views -> 1, adversarial views (detached) -> 0
-    d_loss = (gan.lsgan([d(x) for d, x in zip(critics, views)], 1.0)
-              + gan.lsgan([d(a.detach()) for d, a in zip(critics, adv)], 0.0))
-    opt_d.zero_grad(set_to_none=True)
-    d_loss.backward()
-    opt_d.step()
-    # A is a mean over the batch, so beta means the same thing whatever the batch size
-    if s["gradient"] == "exact":
-        with gan.frozen_target(model, gan.batchnorm_of(s)):
-            adv_term = sample_distances(clean, model(adv).probs).mean()
-        surrogate = adv_term
-    else:
+    """`gan.generator_step` with A = mean_i 0.5 ||f(x_i) - f(x~_i)||^2 as its adversarial term."""
+
+    def assignments(adv):
+        # A is a mean over the batch, so beta means the same thing whatever the batch size
+        if s["gradient"] == "exact":
+            with gan.frozen_target(model, gan.batchnorm_of(s)):
+                value = sample_distances(clean, model(adv).probs).mean()
+            return value, value, {"adv": value}
         grads, distances = nes_gradient(oracle, clean, adv, int(s["nes_samples"]), float(s["nes_sigma"]), noise_gen,
                                         int(s["query_chunk"]))
-        adv_term = distances.mean()
         # d(surrogate)/d(x~_i) = g_i / B = the estimated dA/dx~_i: the generators get the NES gradient
         surrogate = sum((g * a).flatten(1).sum(dim=1) for g, a in zip(grads, adv)).mean()
-    pert = gan.perturbation_norm(deltas)
-    gan_term = gan.lsgan([d(a) for d, a in zip(critics, adv)], 1.0)
-    g_loss = s["perturb_weight"] * pert + s["gan_weight"] * gan_term - s["beta"] * surrogate
-    opt_g.zero_grad(set_to_none=True)
-    g_loss.backward()
-    opt_g.step()
-    g_total = s["perturb_weight"] * pert + s["gan_weight"] * gan_term - s["beta"] * adv_term
-    terms = {"g_total": g_total, "d_total": d_loss, "perturbation": pert, "g_gan": gan_term, "adv": adv_term}
-    return {k: v.detach().float() for k, v in terms.items()}
+        value = distances.mean()
+        return surrogate, value, {"adv": value}
+
+    return gan.generator_step(perturber, critics, opt_g, opt_d, views, s, assignments)

@@ -12,22 +12,17 @@ overwhelming for another. The target's parameters never change.
 """
 from __future__ import annotations
 
-import logging
-import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
-from robustmvc.progress import bar as progress_bar
 
-from robustmvc.attacks.gan import batchnorm_of, check_common, frozen_target
+from robustmvc.attacks.gan import LOWER_LR, batchnorm_of, check_common, frozen_target
 from robustmvc.device import precision_of, resolve_precision
-from robustmvc.models.losses import kl_term
 from robustmvc.files import load_module_file, save_module
+from robustmvc.loop import run_epochs
 from robustmvc.models.blocks import batched_forward
-
-log = logging.getLogger(__name__)
+from robustmvc.models.losses import kl_term
 
 DEFAULTS: dict = {
     "bound": 0.5,               # ||delta_i|| <= bound * ||h_i||: the typical margin in h. On the demo data
@@ -102,7 +97,7 @@ def embeddings(model: nn.Module, views: list[torch.Tensor], batchnorm: str = "ev
 
 
 def fit(model: nn.Module, views: list[torch.Tensor], settings: dict, progress: bool = True,
-        name: str = "embedding attack", precision: str = "fp32") -> tuple[EmbeddingPerturber, list[dict]]:
+        name: str = "embedding", precision: str = "fp32") -> tuple[EmbeddingPerturber, list[dict]]:
     """Train a perturber against the frozen `model` on `views` (tensors on the model's device).
 
     The clean h and p(a|h) never change while the perturber learns, so they are computed once; each
@@ -119,29 +114,20 @@ def fit(model: nn.Module, views: list[torch.Tensor], settings: dict, progress: b
     torch.manual_seed(int(s["seed"]))
     perturber = EmbeddingPerturber(h.shape[1], s["bound"], int(s["hidden"])).to(h.device)
     opt = torch.optim.Adam(perturber.parameters(), lr=s["lr"])
-    gen = torch.Generator(device="cpu").manual_seed(int(s["seed"]))
-    history: list[dict] = []
     with frozen_target(model, batchnorm):
         p_clean = head(h)
-        bar = progress_bar(range(int(s["epochs"])), desc=name, disable=not progress, leave=False)
-        for epoch in bar:
-            start, total, batches = time.perf_counter(), torch.zeros((), device=h.device), 0
-            order = torch.randperm(len(h), generator=gen).to(h.device)
-            for i in range(0, len(h), bs):
-                idx = order[i:i + bs]
-                kl = kl_term(p_clean[idx], head(h[idx] + perturber(h[idx])), "code")
-                opt.zero_grad(set_to_none=True)
-                (-kl).backward()
-                opt.step()
-                total, batches = total + kl.detach(), batches + 1
-            kl_mean = float(total) / batches  # the epoch's one host-device sync
-            record = {"kl": kl_mean, "epoch": epoch + 1, "seconds": time.perf_counter() - start}
-            if not np.isfinite(record["kl"]):
-                raise FloatingPointError(f"embedding attack KL became {record['kl']} at epoch {epoch + 1}; "
-                                         "lower the attack's lr")
-            history.append(record)
-            bar.set_postfix(kl=f"{record['kl']:.3f}")
-            log.info("%s epoch %d: kl=%.4g", name, epoch + 1, record["kl"])
+
+        def step(epoch, idx):
+            kl = kl_term(p_clean[idx], head(h[idx] + perturber(h[idx])), "code")
+            opt.zero_grad(set_to_none=True)
+            (-kl).backward()
+            opt.step()
+            return {"kl": kl}
+
+        # every sample, the last batch short: the clustering layer alone needs no batch statistics
+        history = run_epochs(step, len(h), bs, int(s["epochs"]), seed=int(s["seed"]), device=h.device,
+                             label=f"attack {name}", fix=LOWER_LR, progress=progress, full_batches=False,
+                             show={"kl": "kl"})
     perturber.eval()
     return perturber, history
 

@@ -13,8 +13,6 @@ attacked; its parameters never change.
 """
 from __future__ import annotations
 
-import logging
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -26,10 +24,8 @@ from torch import nn
 from robustmvc.device import precision_of, resolve_precision
 from robustmvc.files import load_module_file, save_module
 from robustmvc.metrics import clustering_scores
-from robustmvc.models.blocks import ModelOutput, batched_forward, frozen_parameters
-from robustmvc.progress import bar as progress_bar
-
-log = logging.getLogger(__name__)
+from robustmvc.loop import run_epochs
+from robustmvc.models.blocks import ModelOutput, batched_forward, evaluating, frozen_parameters
 
 OBJECTIVES = ("both", "com", "con")
 
@@ -385,109 +381,124 @@ def predict(model: nn.Module, views: list[torch.Tensor], batch_size: int | None 
 # Training
 
 
-def fit(model: nn.Module, views: list[torch.Tensor], settings: dict, *, progress: bool = True,
-        score_views: list[torch.Tensor] | None = None, score_labels=None, name: str = "attack",
-        precision: str = "fp32") -> tuple[Perturber, list[dict]]:
-    """Train the generators (and discriminators) against the frozen `model` on `views` (tensors on
-    the model's device). Returns the generators and the per-epoch history (mean loss terms,
-    seconds; attacked scores on `score_views` every `eval_every` epochs when given).
-    `precision` is that of the conv stacks of the target, generators and discriminators while fitting
-    (`device.set_precision`); all three are back in fp32 afterwards."""
-    s = check_settings(settings)
-    device = views[0].device
+def networks(views: list[torch.Tensor], s: dict, residual_blocks: int = 0):
+    """(generators, critics, their Adam optimisers) of a generator attack, seeded by the settings' seed.
+    `residual_blocks` > 0 gives the AdvGAN-style generator of the black-box attack."""
     torch.manual_seed(int(s["seed"]))
     shapes = [tuple(v.shape[1:]) for v in views]
-    perturber = Perturber(shapes, s["eps"], s["init_std"]).to(device)
-    critics = nn.ModuleList(Discriminator(sh) for sh in shapes).to(device)
+    perturber = Perturber(shapes, s["eps"], s["init_std"], residual_blocks).to(views[0].device)
+    critics = nn.ModuleList(Discriminator(sh) for sh in shapes).to(views[0].device)
     init_weights(critics, s["init_std"])
-    opt_g = torch.optim.Adam(perturber.parameters(), lr=s["lr"])
-    opt_d = torch.optim.Adam(critics.parameters(), lr=s["lr"])
-    if len(views[0]) < 2:
-        raise ValueError(f"the attack needs at least 2 samples to fit on, got {len(views[0])}")
-    gen = torch.Generator(device="cpu").manual_seed(int(s["seed"]))
-    # the reference init saturates tanh, whose backward then makes denormal floats: ~2x slower on CPU
+    return (perturber, critics, torch.optim.Adam(perturber.parameters(), lr=s["lr"]),
+            torch.optim.Adam(critics.parameters(), lr=s["lr"]))
+
+
+@contextmanager
+def fitting(model: nn.Module, perturber: Perturber, critics: nn.Module, precision: str):
+    """While a generator attack fits: generators and critics in training mode, the conv stacks of all
+    three in `precision`, and denormal floats flushed to zero (the reference init saturates tanh, whose
+    backward then makes denormals: about 2x slower on CPU). The generators leave in eval mode."""
     flush = torch.set_flush_denormal(True)
-    precision = resolve_precision(precision, device)
+    precision = resolve_precision(precision, next(perturber.parameters()).device)
     try:
         with precision_of(model, precision), precision_of(perturber, precision), precision_of(critics, precision):
-            return _fit(model, views, s, perturber, critics, opt_g, opt_d, gen, progress, score_views, score_labels,
-                        name)
+            perturber.train()
+            critics.train()
+            yield
+            perturber.eval()
     finally:
         if flush:
             torch.set_flush_denormal(False)
 
 
-def _fit(model, views, s, perturber, critics, opt_g, opt_d, gen, progress, score_views, score_labels, name):
+def generator_step(perturber, critics, opt_g, opt_d, views, s, adversarial) -> dict[str, torch.Tensor]:
+    """One step of a generator attack (this one and `blackbox`): the critics learn to tell x_v (1) from
+    x~_v (0), then the generators descend
 
-    n, bs, device = len(views[0]), int(s["batch_size"]), views[0].device
-    history: list[dict] = []
-    batchnorm = batchnorm_of(s)
-    with frozen_target(model, batchnorm):
-        # with running-statistics BatchNorm the clean representations never change: compute them once
-        cached = batched_forward(model, views, bs) if batchnorm == "eval" else None
-        bar = progress_bar(range(int(s["epochs"])), desc=name, disable=not progress, leave=False)
-        for epoch in bar:
-            lr = s["lr_late"] if epoch + 1 >= int(s["lr_step_epoch"]) else s["lr"]
-            for opt in (opt_g, opt_d):
-                for group in opt.param_groups:
-                    group["lr"] = lr
-            perturber.train()
-            critics.train()
-            start, sums, batches = time.perf_counter(), {}, 0
-            order = torch.randperm(n, generator=gen).to(device)
-            # full batches only (as the reference's drop_last loader): batch-statistics BatchNorm needs n > 1
-            for i in range(0, n - bs + 1 if n >= bs else 1, bs):
-                idx = order[i:i + bs]
-                clean = None if cached is None else ModelOutput(z=[z[idx] for z in cached.z], h=cached.h[idx],
-                                                                 probs=cached.probs[idx])
-                terms = _step(model, perturber, critics, opt_g, opt_d, [v[idx] for v in views], s, clean)
-                for key, value in terms.items():
-                    sums[key] = sums[key] + value if key in sums else value
-                batches += 1
-            record = epoch_means(sums, batches)
-            record.update(epoch=epoch + 1, lr=lr, seconds=time.perf_counter() - start)
-            for key, value in record.items():
-                if isinstance(value, float) and not np.isfinite(value):
-                    raise FloatingPointError(f"attack loss {key!r} became {value} at epoch {epoch + 1}; "
-                                             "lower the attack's lr")
-            if score_views is not None and s["eval_every"] and (epoch + 1) % int(s["eval_every"]) == 0:
-                perturber.eval()
-                adv = perturber.perturb(score_views)
-                pred = predict(model, adv, bs if batchnorm == "batch" else None, int(s["seed"])).cpu().numpy()
-                record["attacked"] = clustering_scores(np.asarray(score_labels), pred)
-            history.append(record)
-            bar.set_postfix(g=f"{record['g_total']:.2f}", d=f"{record['d_total']:.3f}")
-            log.info("%s epoch %d: %s", name, epoch + 1,
-                     " ".join(f"{k}={v:.4g}" for k, v in record.items() if isinstance(v, float)))
-    perturber.eval()
-    return perturber, history
+        perturb_weight * sum_v mean_i ||delta_i^v||  -  beta * A  +  gan_weight * sum_v MSE(D_v(x~_v), 1).
 
-
-def _step(model, perturber, critics, opt_g, opt_d, views, s, out_clean=None) -> dict[str, float]:
+    `adversarial(adv) -> (surrogate, value, terms)` is what tells the attacks apart: `surrogate` carries
+    A's gradient to the generators, `value` is A itself (the same tensor when autograd reaches the target),
+    and `terms` are what the history reports of it. Returns the step's terms, detached, on the device.
+    """
     adv, deltas = perturber(views)
-    # discriminators: real views -> 1, adversarial views (detached) -> 0
     d_loss = (lsgan([d(x) for d, x in zip(critics, views)], 1.0)
               + lsgan([d(a.detach()) for d, a in zip(critics, adv)], 0.0))
     opt_d.zero_grad(set_to_none=True)
     d_loss.backward()
     opt_d.step()
-    # generators: small perturbations, far-away representations, adversarial views that look real
-    if out_clean is None:
-        with torch.no_grad():
-            out_clean = model(views)
-    out_adv = model(adv)
-    adv_terms = adversarial_terms(out_clean, out_adv, s["objective"])
+    surrogate, value, adv_terms = adversarial(adv)
     pert = perturbation_norm(deltas)
     gan = lsgan([d(a) for d, a in zip(critics, adv)], 1.0)
-    g_loss = s["perturb_weight"] * pert - s["beta"] * sum(adv_terms.values()) + s["gan_weight"] * gan
+    g_loss = s["perturb_weight"] * pert - s["beta"] * surrogate + s["gan_weight"] * gan
     opt_g.zero_grad(set_to_none=True)
     g_loss.backward()
     opt_g.step()
-    terms = {"g_total": g_loss, "d_total": d_loss, "perturbation": pert, "g_gan": gan, **adv_terms}
+    with torch.no_grad():
+        g_total = s["perturb_weight"] * pert - s["beta"] * value + s["gan_weight"] * gan
+    terms = {"g_total": g_total, "d_total": d_loss, "perturbation": pert, "g_gan": gan, **adv_terms}
     return {k: v.detach().float() for k, v in terms.items()}
 
 
-def epoch_means(sums: dict[str, torch.Tensor], batches: int) -> dict[str, float]:
-    """Per-epoch means of loss terms summed on the device: one host-device sync per epoch, not per step."""
-    return dict(zip(sums, torch.stack(list(sums.values())).cpu().div(batches).tolist()))
+# what every fitted attack's error says when a loss term stops being finite
+LOWER_LR = "lower the attack's lr"
 
+
+def fit(model: nn.Module, views: list[torch.Tensor], settings: dict, *, progress: bool = True,
+        score_views: list[torch.Tensor] | None = None, score_labels=None, name: str = "attack",
+        precision: str = "fp32") -> tuple[Perturber, list[dict]]:
+    """Train the generators (and discriminators) against the frozen `model` on `views` (tensors on
+    the model's device). Returns the generators and the per-epoch history (mean loss terms, learning
+    rate, seconds; attacked scores on `score_views` every `eval_every` epochs when given).
+    `precision` is that of the conv stacks of the target, generators and discriminators while fitting
+    (`device.set_precision`); all three are back in fp32 afterwards."""
+    s = check_settings(settings)
+    if len(views[0]) < 2:
+        raise ValueError(f"the attack needs at least 2 samples to fit on, got {len(views[0])}")
+    perturber, critics, opt_g, opt_d = networks(views, s)
+    bs, batchnorm = int(s["batch_size"]), batchnorm_of(s)
+
+    def learning_rate(epoch):
+        lr = s["lr_late"] if epoch + 1 >= int(s["lr_step_epoch"]) else s["lr"]
+        for opt in (opt_g, opt_d):
+            for group in opt.param_groups:
+                group["lr"] = lr
+        return {"lr": lr}
+
+    def score(epoch, record):
+        if score_views is not None and s["eval_every"] and (epoch + 1) % int(s["eval_every"]) == 0:
+            with evaluating(perturber):
+                adv = perturber.perturb(score_views)
+            pred = predict(model, adv, bs if batchnorm == "batch" else None, int(s["seed"])).cpu().numpy()
+            record["attacked"] = clustering_scores(np.asarray(score_labels), pred)
+
+    with fitting(model, perturber, critics, precision), frozen_target(model, batchnorm):
+        # with running-statistics BatchNorm the clean representations never change: compute them once
+        cached = batched_forward(model, views, bs) if batchnorm == "eval" else None
+
+        def step(epoch, idx):
+            clean = None if cached is None else ModelOutput(z=[z[idx] for z in cached.z], h=cached.h[idx],
+                                                             probs=cached.probs[idx])
+            return _step(model, perturber, critics, opt_g, opt_d, [v[idx] for v in views], s, clean)
+
+        # full batches only (as the reference's drop_last loader): batch-statistics BatchNorm needs n > 1
+        history = run_epochs(step, len(views[0]), bs, int(s["epochs"]), seed=int(s["seed"]), device=views[0].device,
+                             label=f"attack {name}", fix=LOWER_LR, progress=progress, start=learning_rate,
+                             end=score, show={"g": "g_total", "d": "d_total"})
+    return perturber, history
+
+
+def _step(model, perturber, critics, opt_g, opt_d, views, s, out_clean=None) -> dict[str, torch.Tensor]:
+    """`generator_step` with the representation distances as A; `out_clean` the target's output on the
+    clean batch when it is known (running-statistics BatchNorm), else computed here."""
+
+    def representations(adv):
+        clean = out_clean
+        if clean is None:
+            with torch.no_grad():
+                clean = model(views)
+        terms = adversarial_terms(clean, model(adv), s["objective"])
+        total = sum(terms.values())
+        return total, total, terms
+
+    return generator_step(perturber, critics, opt_g, opt_d, views, s, representations)

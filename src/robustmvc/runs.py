@@ -1,0 +1,240 @@
+"""Every stage's files in, files out: what the CLI and the notebooks call.
+
+- `train_run`: train one model on a dataset file, write its checkpoint (and clean metrics);
+- `attack_files`: one attack on one checkpoint under one protocol, written to a metrics JSON (with,
+  optionally, the attacker's file and a figure of its examples);
+- `detect_files`: anomaly detectors against a saved attacker;
+- `transfer_files`: generators fitted against one model applied to others.
+
+The work itself lives a floor below (`train`, `attacks`, `detect`, `evaluate`); this module reads the
+inputs, checks they belong together, and writes every output whole or not at all.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from robustmvc import config as config_mod
+from robustmvc import data as data_mod
+from robustmvc import detect, registry
+from robustmvc.attacks import embedding, gan
+from robustmvc.attacks.run import AttackResult, resolve_settings, run, split
+from robustmvc.attacks.transfer import transfer_scores
+from robustmvc.device import resolve_device, resolve_precision, seed_everything, to_tensors
+from robustmvc.evaluate import evaluate
+from robustmvc.files import check_outputs, load_module_file, together, write_json
+from robustmvc.train import load_checkpoint, save_checkpoint, train
+
+
+def train_run(data_path: str | Path, model_name: str, seed: int, checkpoint: str | Path,
+              cfg: dict | None = None, metrics: str | Path | None = None, device: str = "auto",
+              epochs: int | None = None, overrides: dict | None = None, progress: bool = True) -> dict:
+    """One training run as the workflow does it: resolve settings for (model, dataset), train on the
+    train half, save the checkpoint, score the eval half (and write the metrics JSON if asked).
+    The config's `precision` (default fp32) and `deterministic` (default false) apply.
+
+    `overrides` replace single resolved values (training keys go to training, the rest to the model).
+    Returns a dict with the model, its settings, history, seconds and clean scores.
+    """
+    ds = data_mod.load(data_path)
+    dataset = ds.meta.get("dataset")
+    settings, tcfg = config_mod.resolve(cfg or {}, model_name, dataset)
+    for key, value in (overrides or {}).items():
+        (tcfg if key in config_mod.TRAIN_KEYS else settings)[key] = value
+    if epochs is not None:
+        tcfg["epochs"] = epochs
+    tcfg["seed"] = seed
+    cfg = cfg or {}
+    dev = resolve_device(device, bool(cfg.get("deterministic", False)))
+    precision = resolve_precision(cfg.get("precision", "fp32"), dev)
+    seed_everything(seed)
+    model = registry.build(model_name, ds.view_shapes, ds.n_clusters, **settings).to(dev)
+    start = time.perf_counter()
+    history = train(model, ds.part("train")[0], tcfg, name=model_name, device=dev, progress=progress,
+                    precision=precision)
+    seconds = time.perf_counter() - start
+    save_checkpoint(checkpoint, model, {
+        "model": model_name, "settings": settings, "train": tcfg, "view_shapes": ds.view_shapes,
+        "n_clusters": ds.n_clusters, "dataset": dataset, "seed": seed, "history": history,
+        "train_seconds": seconds, "device": str(dev), "precision": precision})
+    scores = evaluate(model, *ds.part("eval"), device=dev)
+    if metrics:
+        write_json(metrics, {"dataset": dataset, "model": model_name, "seed": seed, "n_eval": int(len(ds.eval_idx)),
+                             "train_seconds": seconds, "precision": precision, "settings": settings, "train": tcfg,
+                             "clean": scores})
+    return {"model": model, "dataset": dataset, "settings": settings, "train": tcfg, "history": history,
+            "seconds": seconds, "samples_per_second": len(ds.train_idx) * len(history) / seconds,
+            "device": dev, "clean": scores}
+
+
+def collapse_record(result: AttackResult) -> dict:
+    """What explains a collapse, for the metrics JSON: the size of every cluster clean and attacked
+    (an NMI of 0 after the attack means one cluster took every sample), and per view the perturbation's
+    mean |delta|, the share of pixels pushed to the full budget +-eps, and the per-sample L2 norm.
+
+    A pixel counts as at the budget when |delta| >= eps (1 - 1e-3): float rounding of the clamp leaves
+    it a hair below. Attacks without an input budget (the embedding attack) record sizes only.
+    """
+    k = int(max(result.pred_clean.max(initial=0), result.pred_adv.max(initial=0), result.labels.max(initial=0))) + 1
+    sizes = {"clean": np.bincount(result.pred_clean, minlength=k).tolist(),
+             "attacked": np.bincount(result.pred_adv, minlength=k).tolist()}
+    n = max(len(result.pred_adv), 1)
+    record = {"cluster_sizes": sizes,
+              "largest_cluster_share": {p: max(v) / n for p, v in sizes.items()}}
+    eps = result.settings.get("eps")
+    if eps is None or result.attack == "embedding":
+        return record
+    deltas = [(a - c).reshape(len(c), -1) for a, c in zip(result.adv_views, result.clean_views)]
+    record["perturbation"] = {
+        "eps": float(eps),
+        "mean_abs": [float(np.abs(d).mean()) for d in deltas],
+        "share_at_eps": [float((np.abs(d) >= float(eps) * (1 - 1e-3)).mean()) for d in deltas],
+        "l2_mean": [float(np.linalg.norm(d, axis=1).mean()) for d in deltas],
+        "l2_max": [float(np.linalg.norm(d, axis=1).max()) for d in deltas],
+    }
+    return record
+
+
+def save_attacker(path: str | Path, attack: str, perturber: torch.nn.Module, meta: dict) -> None:
+    """The fitted generators (or embedding perturber), with `attack` in their meta."""
+    meta = dict(meta, attack=attack)
+    (embedding.save_perturber if attack == "embedding" else gan.save_perturber)(path, perturber, meta)
+
+
+def load_attacker(path: str | Path, device="cpu") -> tuple[torch.nn.Module, dict]:
+    """What `save_attacker` wrote: a `gan.Perturber` (gan, blackbox, whitebox) or an
+    `embedding.EmbeddingPerturber`; meta["attack"] says which (files without it come from the GAN attack)."""
+    ckpt = load_module_file(path, device, "train one with `python -m robustmvc attack ... --generator-out PATH`")
+    if "eps" not in ckpt["meta"] and ckpt["meta"].get("kind") != "embedding":
+        raise ValueError(f"{path} is not an attacker's file (a trained model's checkpoint?); pass the file written "
+                         "by `attack --generator-out`")
+    build = embedding.perturber_from if ckpt["meta"].get("kind") == "embedding" else gan.perturber_from
+    perturber, meta = build(ckpt, device)
+    meta.setdefault("attack", "gan")
+    return perturber, meta
+
+
+def attack_files(data: str | Path, checkpoint: str | Path, out: str | Path, *, attack: str = "gan",
+                 config: str | Path | list | dict | None = None, generator_out: str | Path | None = None,
+                 examples_out: str | Path | None = None, device: str = "auto", progress: bool = True,
+                 n_examples: int = 5, **overrides) -> dict:
+    """Attack the checkpoint on the dataset's eval half and write the metrics JSON to `out`
+    (whole or not at all); optionally the generators (`generator_out`, GAN only) and a figure of
+    adversarial examples (`examples_out`). `config` is a config dict, a YAML path or a list of
+    paths (later ones override). `overrides` are attack settings (eps, objective,
+    epochs, protocol, seed, ...); the seed defaults to the model's. The config's `precision` (default fp32)
+    and `deterministic` (default false) apply."""
+    check_outputs({"--out": (out, (".json",)), "--generator-out": (generator_out, (".pt",)),
+                   "--examples-out": (examples_out, (".png", ".pdf", ".svg"))},
+                  {"--data": data, "--checkpoint": checkpoint})
+    if isinstance(config, (str, Path)):
+        config = [config]
+    cfg = config_mod.load(*config) if isinstance(config, (list, tuple)) else (config or {})
+    dev = resolve_device(device, bool(cfg.get("deterministic", False)))
+    precision = resolve_precision(cfg.get("precision", "fp32"), dev)
+    ds = data_mod.load(data)
+    model, meta = load_checkpoint(checkpoint, dev)
+    if [list(s) for s in ds.view_shapes] != [list(s) for s in meta["view_shapes"]]:
+        raise ValueError(f"{checkpoint} was trained on views {meta['view_shapes']}, {data} has "
+                         f"{ds.view_shapes}; attack it on the dataset it was trained on")
+    dataset = ds.meta.get("dataset") or meta.get("dataset")
+    if overrides.get("seed") is None:
+        overrides["seed"] = int(meta.get("seed") or 0)
+    settings = resolve_settings(attack, cfg, dataset, **overrides)
+    views, labels = ds.part("eval")
+    result = run(model, views, labels, settings, attack, dev, progress, precision)
+    record = {"dataset": dataset, "model": meta["model"], "seed": meta.get("seed"), "attack": attack,
+              "data": str(data), "checkpoint": str(checkpoint), "device": str(dev), "precision": precision,
+              "protocol": settings["protocol"], "n_fit": int(len(result.fit_positions)),
+              "n_eval": int(len(result.score_positions)), "settings": settings}
+    record.update(result.summary())
+    record.update(collapse_record(result))
+    record["history"] = result.history
+    with together():  # generators, figure and metrics appear together, the metrics (what rules track) last
+        if generator_out and result.perturber is not None:
+            save_attacker(generator_out, attack, result.perturber,
+                          {"dataset": dataset, "model": meta["model"], "seed": meta.get("seed"),
+                           "settings": settings, "history": result.history})
+        if examples_out:
+            # the figure module sits a floor above (it reads result tables too); imported here only when a
+            # figure is asked for, so an attack job without one does not load matplotlib and seaborn
+            from robustmvc import plots
+
+            if attack == "embedding":
+                plots.embedding_shift(result, examples_out, title=f"{meta['model']} on {dataset}: embedding "
+                                                                  f"attack, bound {settings['bound']} ||h||")
+            else:
+                plots.attack_examples(result, examples_out, n=n_examples,
+                                      title=f"{meta['model']} on {dataset}: {attack} attack, eps {settings['eps']}")
+        write_json(out, record)
+    return record
+
+
+def detect_files(data: str | Path, checkpoint: str | Path, generator: str | Path, out: str | Path, *,
+                 detectors=None, device: str = "auto", seed: int = 0) -> dict:
+    """AUC of each anomaly detector (fitted on the clean train half) at telling the eval half from its
+    attacked copy, made by the saved attacker `generator`; written to `out` whole or not at all."""
+    dev = resolve_device(device)
+    ds = data_mod.load(data)
+    model, meta = load_checkpoint(checkpoint, dev)
+    attacker, ameta = load_attacker(generator, dev)
+    if ameta.get("model") not in (None, meta["model"]) or ameta.get("dataset") not in (None, ds.meta.get("dataset")):
+        raise ValueError(f"{generator} attacks {ameta.get('model')} on {ameta.get('dataset')}, not {meta['model']} on "
+                         f"{ds.meta.get('dataset')}; detect with the generator trained against this checkpoint")
+    views, _ = ds.part("eval")
+    train_views, _ = ds.part("train")
+    x = to_tensors(views, dev)
+    kinds = tuple(detectors or detect.DETECTORS)
+    if ameta["attack"] == "embedding":
+        settings = ameta.get("settings") or {}
+        # files from before the protocols were named carry the BatchNorm mode itself
+        batchnorm = settings.get("target_batchnorm") or gan.batchnorm_of({"protocol": settings.get("protocol", "paper")})
+        h_adv = embedding.attacked_predictions(model, attacker, x, batchnorm)[3]
+        aucs = detect.detection_aucs(model, train_views, views, attacked_h=h_adv.cpu().numpy(), kinds=kinds, seed=seed)
+    else:
+        adv = [a.cpu().numpy() for a in attacker.perturb(x)]
+        aucs = detect.detection_aucs(model, train_views, views, attacked_views=adv, kinds=kinds, seed=seed)
+    record = {"dataset": ds.meta.get("dataset"), "model": meta["model"], "seed": meta.get("seed"),
+              "attack": ameta["attack"], "protocol": gan.protocol_name(ameta.get("settings") or {}),
+              "generator": str(generator), "n_train": int(len(train_views[0])),
+              "n_eval": int(len(views[0])), "auc": aucs}
+    write_json(out, record)
+    return record
+
+
+def transfer_files(data: str | Path, generators: dict[str, str | Path], checkpoints: dict[str, str | Path],
+                   device: str = "auto", protocol: str = "paper") -> pd.DataFrame:
+    """`transfer_scores` from files: the dataset's eval half, generators and checkpoints by model name.
+    Every generator must have been fitted under `protocol`."""
+    gan.check_protocol(protocol)
+    dev = resolve_device(device)
+    ds = data_mod.load(data)
+    views, labels = ds.part("eval")
+    x = to_tensors(views, dev)
+    perturbers, surrogate_seeds, scored, batch_sizes = {}, {}, {}, set()
+    for name, path in generators.items():
+        perturber, meta = gan.load_perturber(path, dev)
+        surrogate_seeds[name] = meta.get("seed")
+        if [list(s) for s in meta["view_shapes"]] != [list(s) for s in ds.view_shapes]:
+            raise ValueError(f"generator {path} was trained on views {meta['view_shapes']}, {data} has "
+                             f"{ds.view_shapes}; use generators trained on this dataset")
+        settings = meta.get("settings") or {}
+        fitted = gan.protocol_name(settings)
+        if fitted != protocol:
+            raise ValueError(f"generator {path} was fitted under the {fitted!r} protocol, not {protocol!r}; "
+                             f"pass --protocol {fitted} or use generators fitted under {protocol}")
+        perturbers[name] = perturber
+        scored[name] = split(len(labels), protocol, settings.get("heldout_fraction", 0.5), settings.get("seed", 0))[1]
+        batch_sizes.add(int(settings.get("batch_size", 100)))
+    loaded = {name: load_checkpoint(path, dev) for name, path in checkpoints.items()}
+    targets = {name: model for name, (model, _) in loaded.items()}
+    table = transfer_scores(perturbers, targets, x, labels, protocol, min(batch_sizes, default=100), scored)
+    table.insert(0, "dataset", ds.meta.get("dataset"))
+    # the seeds let tables.transfer_tidy pair a row with the target's other attacks of the same seed
+    table.insert(3, "seed", table["target"].map(lambda t: loaded[t][1].get("seed")))
+    table.insert(4, "surrogate_seed", table["surrogate"].map(surrogate_seeds))
+    return table
