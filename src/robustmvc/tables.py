@@ -3,7 +3,7 @@
 Every attack run writes `{results}/metrics/{dataset}/{model}/{variant}/{protocol}/seed{seed}.json` and the
 training stage `{results}/metrics/{dataset}/{model}/clean/seed{seed}.json`; `variant` is an attack (`gan-both`,
 `gan-com`, `gan-con`, `pgd`, `blackbox`, `whitebox`, `embedding`, or a budget sweep point such as
-`gan-both-eps0.1`). Attack files hold the scores of the same samples before (`pre`) and after (`post`)
+`gan-both-eps0.1`; `robustmvc.variants` reads these names). Attack files hold the scores of the same samples before (`pre`) and after (`post`)
 the attack. Attack files of the earlier layout (no protocol folder) are read too, their protocol named
 from their settings (`attacks.gan.protocol_name`).
 
@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from robustmvc import registry
+from robustmvc import registry, variants
 from robustmvc.files import read_json
 
 METRICS = ("acc", "nmi", "ari")
@@ -456,9 +456,6 @@ def attack_comparison(tidy: pd.DataFrame, attacks, protocol: str) -> pd.DataFram
     return result
 
 
-EPS_VARIANT = r"-eps[0-9.]+$"
-
-
 def worst_attack(tidy: pd.DataFrame, transfer: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per (dataset, model, seed, protocol): the lowest post-attack ACC over every attack run on it at the main
     budget (budget sweep points `-eps...` left out), and which attack it was. Transferred generators count
@@ -466,7 +463,7 @@ def worst_attack(tidy: pd.DataFrame, transfer: pd.DataFrame | None = None) -> pd
     is the lowest. Columns: keys, clean (the paper's attack's pre), worst_acc, worst_attack, attacks (how many
     were compared), gan-both (the paper's attack, for reference)."""
     frame = with_sample_set(tidy)
-    frame = frame[(frame["attack"] != "none") & ~frame["attack"].str.contains(EPS_VARIANT)]
+    frame = frame[(frame["attack"] != "none") & ~frame["attack"].map(variants.is_budget_point)]
     if transfer is not None and len(transfer):
         moved = with_sample_set(transfer)
         frame = pd.concat([frame, moved[moved["model"] != moved["attack"].str.removeprefix(TRANSFER_PREFIX)]],
