@@ -9,6 +9,7 @@ import matplotlib
 if "ipykernel" not in sys.modules:  # in a notebook keep the inline backend, elsewhere draw off-screen
     matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from scipy.optimize import linear_sum_assignment  # noqa: E402
@@ -116,6 +117,7 @@ def training_curves(history: list[dict], title: str = ""):
         if len(lines) > 1:
             ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize="small")
     axes[-1, 0].set_xlabel("epoch")
+    axes[-1, 0].xaxis.set_major_locator(MaxNLocator(integer=True))
     if title:
         fig.suptitle(title)
     fig.tight_layout()
