@@ -2,16 +2,15 @@
 # the lambda/gamma (and KL direction) sensitivity sweep of the defense, and notebook 06, which
 # aggregates every metrics file into Table 1 and the figures.
 
-EVALUATION = config.get("evaluation") or {}
 EPS_SWEEP = EVALUATION.get("eps_sweep") or {}
 SWEEP_DATASETS = [d for d in EPS_SWEEP.get("datasets", []) if d in DATASETS]
 EPS_SWEEP_METRICS = [
-    f"{R}/metrics/{d}/{m}/gan-both-eps{e}/{p}/seed{s}.json"
+    attack_run(d, m, v, p, s)["metrics"]
     for d in SWEEP_DATASETS
     for m in EPS_SWEEP.get("models", MODELS)
-    for e in EPS_SWEEP.get("eps", [])
-    for p in attack_protocols(f"gan-both-eps{e}")
-    for s in attack_seeds(m, f"gan-both-eps{e}")
+    for v in (variants.name("gan", "both", e) for e in EPS_SWEEP.get("eps", []))
+    for p in attack_protocols(v)
+    for s in attack_seeds(m, v)
 ]
 
 SENSITIVITY = config.get("sensitivity") or {}
@@ -26,8 +25,6 @@ SENSITIVITY_METRICS = (
     if SENSITIVITY.get("dataset") in DATASETS
     else []
 )
-CONFIG_ARGS = " ".join(f"--config {shlex.quote(c)}" for c in CONFIGFILES)
-
 
 rule sensitivity_point:
     input:
@@ -58,12 +55,12 @@ rule sensitivity_point:
 
 rule evaluate:
     input:
-        clean=REPORT_CLEAN_METRICS,
+        clean=CLEAN_METRICS,
         attacks=ATTACK_METRICS,
         eps_sweep=EPS_SWEEP_METRICS,
         sensitivity=SENSITIVITY_METRICS,
-        # the worst-attack column counts the best transferred generator (rules/related.smk; read when the DAG is built)
-        transfer=lambda w: [f"{R}/transfer/{d}.csv" for d in DATASETS] if len(TRANSFER_MODELS) > 1 else [],
+        # the worst-attack column counts the best transferred generator (rules/related.smk)
+        transfer=TRANSFER_TABLES,
     output:
         table=f"{R}/metrics/all.csv",
         scorecard=f"{R}/metrics/scorecard.json",

@@ -18,8 +18,7 @@ from conftest import ROOT, snakemake, snakemake_exe
 CLUSTER = ROOT / "tests" / "cluster"
 PROFILE = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
 # the torch jobs: each asks the cluster for a GPU (profiles/slurm/config.yaml)
-TORCH_RULES = {"train", "train_ardmvc", "train_mitigator", "train_alrdc", "attack", "sensitivity_point",
-               "transfer", "detect"}
+TORCH_RULES = {"train", "attack", "attack_pgd", "sensitivity_point", "transfer", "detect"}
 # the test overlay with a one-epoch attack; training keeps its epochs, so the model clusters and equal
 # metrics mean something
 LEANER = {"attack": {"epochs": 1}}

@@ -2,11 +2,13 @@
 folders a workflow run fills: there it would overwrite tracked outputs and make Snakemake rerun
 everything downstream of them."""
 import json
+import re
 from pathlib import Path
 
 import pytest
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 SCRATCH = "results/scratch/"
 # defaults under results/ that a notebook only reads: the workflow's results it summarises, the raw
 # download cache every dataset build shares
@@ -22,8 +24,20 @@ def defaults(path: Path) -> dict:
 
 
 def test_every_notebook_has_a_parameters_cell():
-    assert len(NOTEBOOKS) >= 8
     assert all(defaults(nb) for nb in NOTEBOOKS)
+
+
+def test_every_notebook_is_run_by_a_rule_and_every_rule_runs_a_notebook_that_exists():
+    """One notebook per stage (one training notebook for every model): none lies unused beside the rules."""
+    named = {m for f in (ROOT / "rules").glob("*.smk") for m in re.findall(r"notebooks/(\w+)\.ipynb", f.read_text())}
+    assert named == {nb.stem for nb in NOTEBOOKS}
+
+
+def test_notebooks_are_committed_without_outputs_or_execution_counts():
+    for nb in NOTEBOOKS:
+        for cell in json.loads(nb.read_text())["cells"]:
+            if cell["cell_type"] == "code":
+                assert cell["outputs"] == [] and cell["execution_count"] is None, nb.name
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)

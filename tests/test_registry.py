@@ -25,6 +25,7 @@ def test_declared_capabilities_are_those_of_the_built_model(name):
 def test_queries_select_by_family_and_capability():
     assert registry.names(family="baseline") + registry.names(defense=True) == registry.names()
     assert registry.names(defense=True) == ["ardmvc", "ardmvc-am", "alrdc"]
+    assert registry.names(family="defense") + registry.names(family="related") == registry.names(defense=True)
     assert registry.names(clustering_layer=True) == ["simvc", "comvc", "ardmvc", "ardmvc-am", "alrdc"]
     assert tables.MODEL_ORDER == registry.names()
     with pytest.raises(ValueError, match="unknown model 'comvcc'; known models: eamc, simvc, comvc"):
@@ -48,4 +49,5 @@ def test_cli_lists_each_model_with_family_and_capabilities(capsys):
     lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
     assert list(lines) == registry.names()
     assert "baseline" in lines["eamc"] and "steps its own optimisers" in lines["eamc"]
-    assert "defense" in lines["alrdc"] and "clustering layer h -> probs" in lines["alrdc"]
+    assert "defense" in lines["ardmvc-am"] and "trained through its loss" in lines["ardmvc-am"]
+    assert "related" in lines["alrdc"] and "clustering layer h -> probs" in lines["alrdc"]

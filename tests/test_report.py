@@ -1,5 +1,6 @@
 """The finishing of rendered pages and the index pages, on hand-made pages and results (no DAG run)."""
 import json
+import re
 
 from robustmvc import report
 from robustmvc.files import write_json
@@ -85,3 +86,22 @@ def test_index_has_the_attack_grid_and_the_landing_page_a_line_per_scale(tmp_pat
     assert summary["claims"] == {"holding": 1, "failing": 0, "inconclusive": 1, "not informative": 0}
     assert "verdicts: 1 holding, 0 failing, 1 inconclusive, 0 not informative" in landing
     assert "href='demo/index.html'" in landing
+
+
+def test_training_pages_are_grouped_by_the_registry_family_in_table_order(tmp_path):
+    """One training folder for every model; the index splits it into baselines, the paper's defenses and
+    related systems, whatever order the files come in."""
+    stage = tmp_path / "02_train"
+    stage.mkdir()
+    names = ["demo-alrdc-seed0", "demo-ardmvc-am-seed0", "demo-comvc-seed1", "demo-comvc-seed0", "demo-ardmvc-seed0",
+             "demo-eamc-seed0", "demo-retired-seed0"]
+    for name in names:
+        (stage / f"{name}.html").write_text("<html></html>")
+    links = report.report_links(tmp_path)
+    heads = re.findall(r"<h4>(.*?)</h4>", links)
+    assert heads == ["baselines", "defenses", "related systems", "other"]
+    order = re.findall(r"href='02_train/(.*?)\.html'", links)
+    assert order == ["demo-eamc-seed0", "demo-comvc-seed0", "demo-comvc-seed1", "demo-ardmvc-seed0",
+                     "demo-ardmvc-am-seed0", "demo-alrdc-seed0", "demo-retired-seed0"]
+    sections = links.split("<h4>")
+    assert "ardmvc-am" in sections[2] and "alrdc" not in sections[2] and "alrdc" in sections[3]

@@ -296,3 +296,142 @@ def test_kl_directions_are_read_from_the_folder_and_compared_on_common_seeds(tmp
     assert grid[["lambda", "gamma", "post_acc", "seeds"]].values.tolist() == [[0.1, 1.0, 0.5, 1]]
     both = tables.kl_direction_table(sens)
     assert both[["paper", "code", "seeds"]].values.tolist() == [[0.5, 0.4, 1]]
+
+
+# ---------------------------------------------------------------------------------------------
+# Names and paths read in one place: attack variants, sweep points, and the files the notebooks show.
+
+from robustmvc import variants  # noqa: E402
+
+
+@pytest.mark.parametrize("name, parsed", [
+    ("gan-both", ("gan", "both", None)), ("gan-com-eps0.1", ("gan", "com", 0.1)), ("gan-con", ("gan", "con", None)),
+    ("pgd", ("pgd", "both", None)), ("pgd-eps0.05", ("pgd", "both", 0.05)), ("blackbox", ("blackbox", "both", None)),
+    ("whitebox", ("whitebox", "both", None)), ("embedding", ("embedding", "both", None)),
+])
+def test_a_variant_name_splits_into_attack_objective_budget_and_back(name, parsed):
+    assert tuple(variants.parse(name)) == parsed
+    assert variants.name(*parsed) == name
+    assert variants.base(name) == name.split("-eps")[0] and variants.is_budget_point(name) == ("-eps" in name)
+    assert variants.fits_attacker(name) == (not name.startswith("pgd"))
+
+
+@pytest.mark.parametrize("bad", ["gan", "gan-all", "fgsm", "gan-both-eps", "pgd-com", "clean", "none"])
+def test_a_name_no_rule_runs_is_refused_naming_the_variants(bad):
+    with pytest.raises(ValueError, match=f"{bad!r} is not an attack variant; write one of gan-both"):
+        variants.parse(bad)
+
+
+def test_the_rules_constraints_split_every_variant_between_the_fitted_and_pgd_rules():
+    """The attack rule (it saves the attacker) and the PGD rule must claim every variant exactly once."""
+    import re as _re
+
+    for name in ["gan-both", "gan-com-eps0.1", "pgd", "pgd-eps0.2", "blackbox", "embedding-eps0.3", "whitebox"]:
+        claims = [bool(_re.fullmatch(p, name)) for p in (variants.FITTED_PATTERN, variants.UNFITTED_PATTERN)]
+        assert claims.count(True) == 1 and claims[0] == (variants.parse(name).attack != "pgd"), name
+
+
+@pytest.mark.parametrize("folder, point", [
+    ("lambda1-gamma0.1-klcode", (1.0, 0.1, "code")), ("lambda0.5-gamma2-klpaper", (0.5, 2.0, "paper")),
+    ("lambda1e-05-gamma1", (1e-05, 1.0, "paper")),   # the earlier layout named no direction: the paper's
+])
+def test_a_sensitivity_folder_names_its_point(folder, point):
+    assert tables.sensitivity_point(folder) == point
+
+
+def test_a_folder_that_is_no_sensitivity_point_is_refused():
+    with pytest.raises(ValueError, match="'gamma1-lambda1' is not a sensitivity point"):
+        tables.sensitivity_point("gamma1-lambda1")
+
+
+def test_comparisons_pair_per_protocol_in_the_tables_order_and_average_over_paired_seeds():
+    tidy = _tidy(("nm", "comvc", 1, "gan-both", "strict", 0.3, 0.8, 0.4), ("nm", "comvc", 1, "embedding", "strict", 0.3, 0.8, 0.6),
+                 ("nm", "comvc", 0, "gan-both", "paper", 0.3, 0.9, 0.2), ("nm", "comvc", 0, "embedding", "paper", 0.3, 0.9, 0.5),
+                 ("nm", "comvc", 2, "gan-both", "paper", 0.3, 0.7, 0.1), ("nm", "comvc", 2, "embedding", "paper", 0.3, 0.7, 0.3),
+                 ("nm", "comvc", 3, "gan-both", "paper", 0.3, 0.6, 0.1),   # no embedding run on seed 3: left out
+                 ("nm", "simvc", 0, "gan-both", "paper", 0.3, 0.6, 0.1))  # the reference alone: not in the comparison
+    found = tables.comparisons(tidy, ["gan-both", "embedding"])
+    assert [c["protocol"] for c in found] == ["paper", "strict"]
+    paper = found[0]
+    assert paper["runs"]["seed"].tolist() == [0, 2] and "sample_set" not in paper["runs"]
+    assert paper["means"].loc[("nm", "comvc")].round(6).tolist() == [0.8, 0.15, 0.4, 2]
+    assert len(paper["unpaired"]) == 1 and "seed 3" in paper["unpaired"][0]
+    assert found[1]["means"].loc[("nm", "comvc"), "embedding"] == 0.6 and not found[1]["unpaired"]
+    assert tables.comparisons(tidy, ["gan-both", "blackbox"]) == []
+
+
+def test_detection_table_reads_one_protocol_with_a_column_per_detector(tmp_path):
+    def write(model, variant, protocol, auc):
+        f = tmp_path / "detection" / "nm" / model / variant / protocol / "seed0.json"
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(json.dumps({"dataset": "nm", "model": model, "auc": auc}))
+
+    write("sem", "gan-both", "paper", {"iforest-h": 0.5, "pca-input": 0.9})
+    write("comvc", "embedding", "paper", {"iforest-h": 0.7})
+    write("comvc", "gan-both", "strict", {"iforest-h": 0.1, "pca-input": 0.2})
+    det = tables.detection_table(tmp_path, "paper")
+    assert det[["model", "attack"]].values.tolist() == [["comvc", "embedding"], ["sem", "gan-both"]]  # table order
+    assert det["iforest-h"].tolist() == [0.7, 0.5] and np.isnan(det["pca-input"].iloc[0])
+    assert tables.detection_table(tmp_path, "heldout").empty
+
+
+def test_transfer_clean_is_each_targets_mean_clean_acc(tmp_path):
+    moved = _tidy(("nm", "comvc", 0, "transfer-from-sem", "paper", np.nan, 0.9, 0.3),
+                  ("nm", "comvc", 1, "transfer-from-sem", "paper", np.nan, 0.7, 0.3),
+                  ("nm", "sem", 0, "transfer-from-comvc", "paper", np.nan, 0.6, 0.1))
+    clean = tables.transfer_clean(moved)
+    assert clean.loc[("nm", "paper")].round(6).to_dict() == {"comvc": 0.8, "sem": 0.6}
+
+
+def test_example_figures_take_each_models_lowest_seed_of_one_protocol(tmp_path):
+    for model, protocol, seed in (("comvc", "paper", 10), ("comvc", "paper", 2), ("eamc", "paper", 0),
+                                  ("comvc", "strict", 0), ("sem", "paper", 0)):
+        f = tmp_path / "attacks" / "nm" / model / "gan-both" / protocol / f"seed{seed}.png"
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_bytes(b"png")
+    (tmp_path / "attacks" / "nm" / "sem" / "pgd" / "paper").mkdir(parents=True)
+    (tmp_path / "attacks" / "nm" / "sem" / "pgd" / "paper" / "seed0.png").write_bytes(b"png")
+    figures = tables.example_figures(tmp_path, "paper")
+    assert list(figures) == [("nm", "eamc"), ("nm", "comvc"), ("nm", "sem")]   # the paper's model order
+    assert figures[("nm", "comvc")].name == "seed2.png" and "gan-both" in figures[("nm", "sem")].parts
+
+
+def test_tsne_runs_name_the_first_seeds_checkpoint_and_generator_and_say_when_one_is_missing(tmp_path):
+    tidy = _tidy(("nm", "comvc", 1, "gan-both", "paper", 0.3, 0.9, 0.3), ("nm", "comvc", 0, "gan-both", "paper", 0.3, 0.9, 0.3),
+                 ("nf", "sem", 0, "gan-both", "paper", 0.3, 0.9, 0.3), ("nm", "sem", 0, "pgd", "paper", 0.3, 0.9, 0.3))
+    for f in (tmp_path / "models" / "nm" / "comvc" / "seed0.pt", tmp_path / "attacks" / "nm" / "comvc" / "gan-both" / "paper" / "seed0.pt"):
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_bytes(b"")
+    runs = tables.tsne_runs(tidy, tmp_path, ["comvc", "sem"], "paper")
+    assert [(r["dataset"], r["model"], r["seed"], r["missing"]) for r in runs] == [("nf", "sem", 0, True),
+                                                                                    ("nm", "comvc", 0, False)]
+    assert runs[1]["generator"] == tmp_path / "attacks" / "nm" / "comvc" / "gan-both" / "paper" / "seed0.pt"
+
+
+def test_training_radius_is_the_mitigators_pgd_eps_else_adversarial_trainings():
+    assert tables.training_radius({"models": {"ardmvc": {"pgd_eps": 0.2}, "ardmvc-am": {"pgd_eps": 0.1}}}) == 0.1
+    assert tables.training_radius({"models": {"ardmvc": {"pgd_eps": 0.2}, "ardmvc-am": None}}) == 0.2
+    assert tables.training_radius({"models": {"comvc": {}}}) is None and tables.training_radius({}) is None
+
+
+def test_training_curves_draw_a_panel_for_what_the_history_holds():
+    """One figure function for every model: a baseline gets its terms; adversarial training adds the clean
+    beside the adversarial loss, the mitigator its KL, ALRDC its alignment and attacker terms."""
+    def hist(**terms):
+        return [{"epoch": e, "phase": "main", "seconds": 1.0, "total": 9.0, **{k: v / e for k, v in terms.items()}}
+                for e in (1, 2, 3)]
+
+    def panels(history):
+        fig = plots.training_curves(history, "t")
+        return [(ax.get_ylabel(), len(ax.get_lines())) for ax in fig.get_axes()]
+
+    assert panels(hist(ddc=1.0, contrast=2.0)) == [("loss terms", 2)]
+    adversarial = plots.training_curves(hist(ddc=1.0, contrast=2.0, adv_ddc=0.5, adv_contrast=0.25, kl=0.1), "t")
+    assert [(ax.get_ylabel(), len(ax.get_lines())) for ax in adversarial.get_axes()] == [
+        ("loss terms", 2), ("clean vs\nadversarial loss", 2), (plots.DEFENSE_TERMS["kl"], 1)]
+    clean, adv = adversarial.get_axes()[1].get_lines()
+    assert np.allclose(clean.get_ydata(), [3.0, 1.5, 1.0]) and np.allclose(adv.get_ydata(), [0.75, 0.375, 0.25])
+    assert [label for label, _ in panels(hist(ddc=1.0, mi_align=-0.1, perturber_kl=0.3))] == [
+        "loss terms", plots.DEFENSE_TERMS["mi_align"], plots.DEFENSE_TERMS["perturber_kl"]]
+    with pytest.raises(ValueError, match="history is empty"):
+        plots.training_curves([])

@@ -9,10 +9,12 @@ import matplotlib
 if "ipykernel" not in sys.modules:  # in a notebook keep the inline backend, elsewhere draw off-screen
     matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from scipy.optimize import linear_sum_assignment  # noqa: E402
 
+from robustmvc import variants  # noqa: E402
 from robustmvc.files import atomic_path  # noqa: E402
 from robustmvc.tables import ABLATION, DATASET_ORDER, MODEL_ORDER, ablation_points, pair  # noqa: E402
 
@@ -74,6 +76,52 @@ def save_figure(fig, out: str | Path, dpi: float | None = None) -> None:
             Path(tmp).write_bytes(png_bytes(fig, dpi))
         else:
             fig.savefig(tmp, dpi=dpi, format=fmt)
+
+
+# Terms a defense adds to its backbone's loss (or logs beside it), each drawn in a panel of its own by
+# `training_curves` when a history holds it; a defense with a new term adds a line here.
+DEFENSE_TERMS = {
+    "kl": "gamma KL\n(mitigator)",                  # AR-DMVC-AM: KL between clean and adversarial assignments
+    "mi_align": "-w I(a; a~)\n(alignment)",          # ALRDC: minus the weighted MI of clean and perturbed
+    "perturber_kl": "perturber's KL\n(attacker)",    # ALRDC: the KL its embedding attacker reached
+}
+
+
+def training_curves(history: list[dict], title: str = ""):
+    """The loss terms of one training run per epoch, drawn from what its history holds, so that one call
+    serves every model: the model's own terms in the first panel; where the history holds adversarial copies
+    of them (`adv_<term>`, adversarial training) the clean loss L(x) beside the adversarial loss lambda L(x~);
+    then each defense term of `DEFENSE_TERMS` it holds, in a panel of its own (their scales differ by orders
+    of magnitude). The sum `total` is left out: it mixes the panels."""
+    hist = pd.DataFrame(history)
+    if hist.empty or "epoch" not in hist:
+        raise ValueError("the training history is empty; train the model for at least one epoch")
+    terms = [c for c in hist.columns if c not in ("epoch", "phase", "seconds", "total")
+             and pd.api.types.is_numeric_dtype(hist[c])]
+    adv = [c for c in terms if c.startswith("adv_") and c[4:] in terms]
+    extra = [c for c in DEFENSE_TERMS if c in terms]
+    own = [c for c in terms if c not in adv and c not in extra]
+    panels = [("loss terms", {c: hist[c] for c in own})]
+    if adv:
+        panels.append(("clean vs\nadversarial loss", {"clean loss L(x)": hist[[c[4:] for c in adv]].sum(axis=1),
+                                                       "adversarial loss lambda L(x~)": hist[adv].sum(axis=1)}))
+    panels += [(DEFENSE_TERMS[c], {c: hist[c]}) for c in extra]
+    fig, axes = plt.subplots(len(panels), 1, figsize=(7, 1.2 + 2.0 * len(panels)), sharex=True, squeeze=False)
+    for ax, (label, lines) in zip(axes[:, 0], panels):
+        for name, values in lines.items():
+            ax.plot(hist["epoch"], values, marker="o", markersize=3, label=name)
+        values = pd.concat(lines.values()).dropna()
+        if len(lines) > 1 and len(values) and (values > 0).all():
+            ax.set_yscale("log")  # terms of one loss differ by orders of magnitude
+        ax.set_ylabel(label)
+        if len(lines) > 1:
+            ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize="small")
+    axes[-1, 0].set_xlabel("epoch")
+    axes[-1, 0].xaxis.set_major_locator(MaxNLocator(integer=True))
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
 
 
 def run_title(what: str, dataset: str | None = None, seeds=None, protocol: str | None = None, eps=None) -> str:
@@ -303,7 +351,7 @@ def eps_points(tidy: pd.DataFrame, datasets, protocol: str = "paper") -> pd.Data
     from a change of seeds (the main attack may run on more seeds than the sweep). The seeds left out are
     listed in `points.attrs["unpaired"]`."""
 
-    sweep = tidy[tidy["attack"].str.match(r"gan-both(-eps[0-9.]+)?$") & tidy["dataset"].isin(datasets)
+    sweep = tidy[(tidy["attack"].map(variants.base) == "gan-both") & tidy["dataset"].isin(datasets)
                  & (tidy["protocol"] == protocol)]
     parts, unpaired = [], []
     for (dataset, model), part in sweep.groupby(["dataset", "model"]):

@@ -4,6 +4,9 @@ Tables, plots, claims, the config check and the CLI ask `names(...)`; training, 
 benchmarks call `build(...)`. A defense receives a backbone built here, so the refusals of a backbone
 that cannot carry a defense are made here, once.
 
+Families: `baseline` (the paper's Table 1), `defense` (the paper's AR-DMVC and AR-DMVC-AM), `related` (a
+related system's defense: ALRDC); the report groups the training pages by them.
+
 Capabilities (of a model with its default settings; a defense has those of its default backbone):
 - `clustering_layer`: a layer maps the representation h to cluster probabilities (`probs_from_h`),
   which the embedding attack perturbs through and ALRDC aligns on;
@@ -17,13 +20,14 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Entry:
-    family: str            # "baseline" or "defense"
+    family: str            # "baseline", "defense" or "related"
     clustering_layer: bool
     own_optimisers: bool
 
     @property
     def defense(self) -> bool:
-        return self.family == "defense"
+        """Whether the model defends a backbone it is built around (the paper's defenses and related ones)."""
+        return self.family != "baseline"
 
     @property
     def through_loss(self) -> bool:
@@ -41,7 +45,7 @@ MODELS: dict[str, Entry] = {
     "sem": Entry("baseline", clustering_layer=False, own_optimisers=False),
     "ardmvc": Entry("defense", clustering_layer=True, own_optimisers=False),
     "ardmvc-am": Entry("defense", clustering_layer=True, own_optimisers=False),
-    "alrdc": Entry("defense", clustering_layer=True, own_optimisers=True),
+    "alrdc": Entry("related", clustering_layer=True, own_optimisers=True),
 }
 
 

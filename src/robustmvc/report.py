@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from robustmvc import __version__
+from robustmvc import __version__, registry
 from robustmvc.files import atomic_path, read_json, write_json
 from robustmvc.pages import RUNTIME_CLASS, git_state
 from robustmvc.tables import DATASET_ORDER, MODEL_ORDER
@@ -398,6 +398,29 @@ def attack_grid(reports: Path, results: Path) -> str:
             "s0, s1 the seeds.</p>" + "".join(parts))
 
 
+FAMILY_HEADINGS = {"baseline": "baselines", "defense": "defenses", "related": "related systems"}
+
+
+def train_links(pages: list[Path]) -> str:
+    """The training pages (`02_train/{dataset}-{model}-seed{seed}.html`) grouped by the model's family in
+    the registry (baselines, the paper's defenses, related systems), each group in table order; a page of a
+    model the registry no longer knows goes under `other`."""
+    groups: dict[str, list[tuple]] = {}
+    for page in pages:
+        m = re.fullmatch(r"([^-]+)-(.+)-seed(\d+)", page.stem)
+        model = m.group(2) if m else page.stem
+        family = registry.MODELS[model].family if model in registry.MODELS else "other"
+        rank = MODEL_ORDER.index(model) if model in MODEL_ORDER else len(MODEL_ORDER)
+        groups.setdefault(family, []).append((rank, page.stem, page.name))
+    parts = []
+    for family in [*FAMILY_HEADINGS, *sorted(set(groups) - set(FAMILY_HEADINGS))]:
+        if family in groups:
+            items = "".join(f"<li><a href='02_train/{name}'>{html.escape(stem)}</a></li>"
+                            for _, stem, name in sorted(groups[family]))
+            parts.append(f"<h4>{html.escape(FAMILY_HEADINGS.get(family, family))}</h4><ul>{items}</ul>")
+    return "<h3>02_train</h3>" + "".join(parts)
+
+
 def report_links(reports: Path, results: Path | None = None) -> str:
     """Links to every rendered page: a list per stage, the attack stage as a model x attack grid."""
     parts = []
@@ -408,7 +431,9 @@ def report_links(reports: Path, results: Path | None = None) -> str:
             if grid:
                 parts.append(grid)
                 continue
-        if pages:
+        if stage.name == "02_train" and pages:
+            parts.append(train_links(pages))
+        elif pages:
             items = "".join(f"<li><a href='{stage.name}/{p.name}'>{html.escape(p.stem)}</a></li>" for p in pages)
             parts.append(f"<h3>{html.escape(stage.name)}</h3><ul>{items}</ul>")
     return "".join(parts) or "<p class='muted'>No rendered reports.</p>"

@@ -3,7 +3,7 @@
 Every attack run writes `{results}/metrics/{dataset}/{model}/{variant}/{protocol}/seed{seed}.json` and the
 training stage `{results}/metrics/{dataset}/{model}/clean/seed{seed}.json`; `variant` is an attack (`gan-both`,
 `gan-com`, `gan-con`, `pgd`, `blackbox`, `whitebox`, `embedding`, or a budget sweep point such as
-`gan-both-eps0.1`). Attack files hold the scores of the same samples before (`pre`) and after (`post`)
+`gan-both-eps0.1`; `robustmvc.variants` reads these names). Attack files hold the scores of the same samples before (`pre`) and after (`post`)
 the attack. Attack files of the earlier layout (no protocol folder) are read too, their protocol named
 from their settings (`attacks.gan.protocol_name`).
 
@@ -14,13 +14,14 @@ figure and claim that compares runs goes through `pair`.
 from __future__ import annotations
 
 import html
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import yaml
 
-from robustmvc import registry
+from robustmvc import registry, variants
 from robustmvc.files import read_json
 
 METRICS = ("acc", "nmi", "ari")
@@ -364,6 +365,15 @@ def transfer_grid(transfer: pd.DataFrame) -> pd.DataFrame:
                                        "seeds"])
 
 
+def sensitivity_point(folder: str) -> tuple[float, float, str]:
+    """A sweep point's folder name -> (lambda, gamma, KL direction): `lambda1-gamma0.1-klcode` ->
+    (1.0, 0.1, "code"); a folder of the earlier layout names no direction, which was the paper's."""
+    m = re.fullmatch(r"lambda([0-9.e+-]+?)-gamma([0-9.e+-]+?)(?:-kl(paper|code))?", folder)
+    if not m:
+        raise ValueError(f"{folder!r} is not a sensitivity point; expected lambda<adv_weight>-gamma<kl_weight>[-kl<direction>]")
+    return float(m.group(1)), float(m.group(2)), m.group(3) or "paper"
+
+
 def collect_sensitivity(results: str | Path) -> pd.DataFrame:
     """The lambda/gamma sweep (`{results}/sensitivity/{dataset}/lambda{l}-gamma{g}[-kl{direction}]/seed{s}.json`)
     as tidy rows plus `lambda`, `gamma` and `kl_direction` columns (`paper` where the folder names none); the
@@ -372,14 +382,13 @@ def collect_sensitivity(results: str | Path) -> pd.DataFrame:
     for f in sorted(Path(results).glob("sensitivity/*/lambda*-gamma*/**/seed*.json")):
         point = next(p for p in f.parts if p.startswith("lambda") and "-gamma" in p)
         dataset = f.parts[f.parts.index(point) - 1]
-        lam, rest = point.removeprefix("lambda").split("-gamma")
-        gam, _, direction = rest.partition("-kl")
+        lam, gam, direction = sensitivity_point(point)
         rec = read_json(f)
         protocol = f.parent.name if f.parent.name != point else rec.get("protocol", "paper")
         for phase, key in (("pre", "clean"), ("post", "attacked")):
             rows.append([dataset, "ardmvc-am", int(f.stem.removeprefix("seed")), "gan-both", protocol,
                          float((rec.get("settings") or {}).get("eps", np.nan)), phase,
-                         *(rec[key][m] for m in METRICS), float(lam), float(gam), direction or "paper"])
+                         *(rec[key][m] for m in METRICS), lam, gam, direction])
     return pd.DataFrame(rows, columns=COLUMNS + ["lambda", "gamma", "kl_direction"])
 
 
@@ -456,7 +465,22 @@ def attack_comparison(tidy: pd.DataFrame, attacks, protocol: str) -> pd.DataFram
     return result
 
 
-EPS_VARIANT = r"-eps[0-9.]+$"
+def comparisons(tidy: pd.DataFrame, attacks) -> list[dict]:
+    """`attack_comparison` under every protocol the table holds, in the tables' order: per protocol its
+    `runs` (sorted, one row per paired seed), their `means` per (dataset, model) with the number of paired
+    seeds, and the runs left `unpaired`. A protocol with nothing to pair and nothing left out is skipped."""
+    out = []
+    for protocol in in_order(tidy["protocol"].unique(), PROTOCOL_ORDER):
+        runs = attack_comparison(tidy, attacks, protocol)
+        if runs.empty and not runs.attrs["unpaired"]:
+            continue
+        cols = ["clean", *attacks]
+        grouped = runs.groupby(["dataset", "model"], sort=False)
+        means = (grouped[cols].mean().assign(seeds=grouped["seed"].nunique()) if len(runs)
+                 else pd.DataFrame(columns=[*cols, "seeds"]))
+        out.append({"protocol": protocol, "runs": sort_runs(runs).drop(columns="sample_set"), "means": means,
+                    "unpaired": runs.attrs["unpaired"]})
+    return out
 
 
 def worst_attack(tidy: pd.DataFrame, transfer: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -466,7 +490,7 @@ def worst_attack(tidy: pd.DataFrame, transfer: pd.DataFrame | None = None) -> pd
     is the lowest. Columns: keys, clean (the paper's attack's pre), worst_acc, worst_attack, attacks (how many
     were compared), gan-both (the paper's attack, for reference)."""
     frame = with_sample_set(tidy)
-    frame = frame[(frame["attack"] != "none") & ~frame["attack"].str.contains(EPS_VARIANT)]
+    frame = frame[(frame["attack"] != "none") & ~frame["attack"].map(variants.is_budget_point)]
     if transfer is not None and len(transfer):
         moved = with_sample_set(transfer)
         frame = pd.concat([frame, moved[moved["model"] != moved["attack"].str.removeprefix(TRANSFER_PREFIX)]],
@@ -489,3 +513,67 @@ def worst_attack(tidy: pd.DataFrame, transfer: pd.DataFrame | None = None) -> pd
 
 
 N_CLUSTERS = {"noisymnist": 10, "noisyfashion": 10, "patchedmnist": 3, "regdb": 206, "demo": 10, "demo3": 10}
+
+
+# ---------------------------------------------------------------------------------------------
+# The other files the notebooks show, found by their paths (`rules/common.smk: attack_run`).
+
+def detection_table(results: str | Path, protocol: str) -> pd.DataFrame:
+    """AUC of each detector against each attack (`{results}/detection/{dataset}/{model}/{variant}/{protocol}/
+    seed{seed}.json`) under one protocol: one row per (dataset, model, attack), a column per detector, in the
+    tables' order; the attack is the run's variant folder."""
+    rows = []
+    for f in sorted(Path(results).glob(f"detection/*/*/*/{protocol}/seed*.json")):
+        rec = read_json(f)
+        rows += [{"dataset": rec["dataset"], "model": rec["model"], "attack": f.parts[-3], "detector": k, "auc": v}
+                 for k, v in rec["auc"].items()]
+    if not rows:
+        return pd.DataFrame(columns=["dataset", "model", "attack"])
+    table = pd.DataFrame(rows).pivot_table(index=["dataset", "model", "attack"], columns="detector", values="auc")
+    table.columns.name = None
+    return sort_runs(table.reset_index())
+
+
+def transfer_clean(transfer: pd.DataFrame) -> pd.DataFrame:
+    """Clean ACC of each transfer target per (dataset, protocol), mean over its seeds: the reference every
+    cell of the transfer grid loses from."""
+    pre = transfer[transfer["phase"] == "pre"]
+    return pre.groupby(["dataset", "protocol", "model"])["acc"].mean().unstack()
+
+
+def example_figures(results: str | Path, protocol: str, variant: str = "gan-both") -> dict[tuple[str, str], Path]:
+    """The adversarial-example figure of each (dataset, model) under `variant` and `protocol`, of its lowest
+    seed (`{results}/attacks/{dataset}/{model}/{variant}/{protocol}/seed{seed}.png`), in the tables' order."""
+    first: dict[tuple[str, str], tuple[int, Path]] = {}
+    for f in Path(results).glob(f"attacks/*/*/{variant}/{protocol}/seed*.png"):
+        key, seed = (f.parts[-5], f.parts[-4]), int(f.stem.removeprefix("seed"))
+        if key not in first or seed < first[key][0]:
+            first[key] = (seed, f)
+    order = sort_runs(pd.DataFrame(list(first), columns=["dataset", "model"]))
+    return {(d, m): first[(d, m)][1] for d, m in order.itertuples(index=False)}
+
+
+def tsne_runs(tidy: pd.DataFrame, results: str | Path, models, protocol: str) -> list[dict]:
+    """Per dataset and each of `models` attacked by the paper's attack: its first seed, the checkpoint and
+    the generator of that run under `protocol`, and whether both files are there (`missing` otherwise)."""
+    runs = []
+    attacked = tidy[tidy["attack"] == "gan-both"]
+    for dataset in in_order(attacked["dataset"].unique(), DATASET_ORDER):
+        for model in models:
+            seeds = sorted(attacked[(attacked["dataset"] == dataset) & (attacked["model"] == model)]["seed"].unique())
+            if not seeds:
+                continue
+            seed = int(seeds[0])
+            checkpoint = Path(results) / "models" / dataset / model / f"seed{seed}.pt"
+            generator = Path(results) / "attacks" / dataset / model / "gan-both" / protocol / f"seed{seed}.pt"
+            runs.append({"dataset": dataset, "model": model, "seed": seed, "checkpoint": checkpoint,
+                         "generator": generator, "missing": not (checkpoint.is_file() and generator.is_file())})
+    return runs
+
+
+def training_radius(cfg: dict) -> float | None:
+    """The PGD radius the defenses were adversarially trained at (`models.<ardmvc-am|ardmvc>.pgd_eps`, the
+    mitigator's first), for the budget curve's mark; None when neither sets one."""
+    models = cfg.get("models") or {}
+    return next(((models.get(m) or {})["pgd_eps"] for m in ("ardmvc-am", "ardmvc")
+                 if (models.get(m) or {}).get("pgd_eps") is not None), None)

@@ -1,0 +1,162 @@
+# What every stage's rules share: the config's lists, the helpers that build notebook commands, the resources
+# of torch jobs, and the runs of each stage that other stages read. Included first by the Snakefile, so the
+# stage files may be included in any order and name nothing of each other.
+import json
+import os
+import shlex
+import sys
+from pathlib import Path
+
+from robustmvc import variants
+
+PY = shlex.quote(sys.executable)  # the interpreter snakemake runs in, so tools need not be on PATH
+R = config["results_dir"]
+REPORTS = config["report_dir"]
+SEEDS = config["seeds"]
+# an overlay leaves a dataset out by setting it to null; RegDB is left out until its folder is set
+DATASETS = [d for d, e in config["datasets"].items() if e is not None and (d != "regdb" or e.get("dir"))]
+MODELS = list(config["models"])
+CONFIGFILES = [os.path.relpath(f) for f in (workflow.overwrite_configfiles or ["config/config.yaml"])]
+CONFIG_ARGS = " ".join(f"--config {shlex.quote(c)}" for c in CONFIGFILES)
+
+
+wildcard_constraints:
+    dataset="|".join(DATASETS),
+    model="|".join(sorted(MODELS, key=len, reverse=True)),
+    seed=r"\d+",
+    protocol="paper|strict",
+    lam=r"[0-9.e+-]+",
+    gam=r"[0-9.e+-]+",
+
+
+def seeds_of(model):
+    """Seeds `model` is trained and attacked with: `seeds_per_model.<model>`, else `seeds`."""
+    return (config.get("seeds_per_model") or {}).get(model, SEEDS)
+
+
+def first_seed(model):
+    return seeds_of(model)[0]
+
+
+# What every torch job (training, attack, sensitivity_point, transfer, detect) declares. `threads:` becomes
+# its torch.set_num_threads (notebook parameter `threads`, CLI --threads), so `--cores all` runs
+# cores / threads jobs at once and never oversubscribes. `gpu` is 1 when `device` resolves to cuda, else 0:
+# on a GPU machine `snakemake --cores all --resources gpu=N` runs N torch jobs at once on the GPU(s)
+# (e.g. gpu=4 shares one large GPU between four jobs); mem_mb and runtime (minutes) are for cluster profiles.
+TORCH_THREADS = int(config.get("threads", 4))
+
+
+def _uses_gpu():
+    device = config.get("device", "auto")
+    if device != "auto":
+        return int(device.startswith("cuda"))
+    import torch  # only when the config leaves the device to the machine
+
+    return int(torch.cuda.is_available())
+
+
+TORCH_RESOURCES = {"gpu": _uses_gpu(), **(config.get("job_resources") or {"mem_mb": 16000, "runtime": 240})}
+
+
+def notebook_args(params):
+    """Notebook parameters as one shell-quoted JSON argument for papermill's -y."""
+    return shlex.quote(json.dumps(params))
+
+
+def papermill(notebook):
+    """Shell command of a notebook rule: run the notebook with `params.nb`, keep the executed copy
+    as the rule's log (kept when the job fails), and render it without code to `output.html`."""
+    return (
+        f"{PY} -m papermill --cwd . -k python3 {notebook} {{log.notebook:q}} -y {{params.nb}}"
+        f" && {PY} -m nbconvert --to html --no-input --log-level WARN {{log.notebook:q}}"
+        " --TemplateExporter.extra_template_basedirs=notebooks/templates --template offline"
+        ' --output-dir "$(dirname {output.html:q})" --output "$(basename {output.html:q} .html)"'
+    )
+
+
+# ---- training: every configured model on every dataset and seed
+TRAIN_RUNS = [(d, m, s) for d in DATASETS for m in MODELS for s in seeds_of(m)]
+TRAIN_REPORTS = [f"{REPORTS}/02_train/{d}-{m}-seed{s}.html" for d, m, s in TRAIN_RUNS]
+CLEAN_METRICS = [f"{R}/metrics/{d}/{m}/clean/seed{s}.json" for d, m, s in TRAIN_RUNS]
+
+
+# ---- attacks: every trained model on its eval half, under each protocol of `evaluation.protocols`
+# (`paper`: batch-statistics BatchNorm, fitted and scored on the same samples, as the public code;
+# `strict`: running statistics, scored on samples the attacker was not fitted on). Variants
+# (robustmvc.variants): `gan-both` (the paper's attack) and `pgd` on every model; `gan-com` and `gan-con`
+# (the ablation) on attack.ablation_models; `blackbox` / `whitebox` (Chhabra et al.'s attack, query-only or
+# with exact gradients) on attack.blackbox; `embedding` (ALRDC's attack on h) on attack.embedding; a
+# suffix `-eps0.1` sets the budget (the eps sweep of the evaluation stage).
+EVALUATION = config.get("evaluation") or {}
+PROTOCOLS = EVALUATION.get("protocols", ["paper", "strict"])
+
+
+def attack_protocols(variant):
+    """Protocols a variant runs under: the paper's attack under every one of `evaluation.protocols`; the
+    other variants too, or only under those of `evaluation.extra_variant_protocols` when it is set."""
+    extra = EVALUATION.get("extra_variant_protocols")
+    return PROTOCOLS if variant == "gan-both" or extra is None else [p for p in PROTOCOLS if p in extra]
+
+
+def attack_variants(model):
+    """Variants `model` is attacked by at the dataset's budget."""
+    section = config.get("attack") or {}
+    objectives = section.get("objectives", ["both", "com", "con"])
+    ablation = model in section.get("ablation_models", MODELS)
+    names = [variants.name("gan", o) for o in objectives if o == "both" or ablation]
+    pgd = section.get("pgd", True)
+    names += ["pgd"] if pgd is True or (isinstance(pgd, list) and model in pgd) else []
+    names += ["blackbox", "whitebox"] if model in section.get("blackbox", []) else []
+    return names + (["embedding"] if model in section.get("embedding", []) else [])
+
+
+def attack_seeds(model, variant):
+    """Seeds a variant runs on: the paper's attack on every seed of the model; the other variants on
+    every seed too, or on the first only with `attack.extra_variants_seeds: first`."""
+    seeds = seeds_of(model)
+    first_only = (config.get("attack") or {}).get("extra_variants_seeds", "all") == "first"
+    return seeds[:1] if first_only and variant != "gan-both" else seeds
+
+
+def attack_run(dataset, model, variant, protocol, seed):
+    """What one attack job writes, by kind: `metrics`, `generator` (variants that fit an attacker),
+    `examples` (the figure), `html` (its page), `notebook` (the executed notebook) and `benchmark`."""
+    run = f"{dataset}/{model}/{variant}/{protocol}/seed{seed}"
+    name = f"{dataset}-{model}-{variant}-{protocol}-seed{seed}"
+    return {
+        "metrics": f"{R}/metrics/{run}.json",
+        "generator": f"{R}/attacks/{run}.pt",
+        "examples": f"{R}/attacks/{run}.png",
+        "html": f"{REPORTS}/03_attack/{name}.html",
+        "notebook": f"{R}/notebooks/03_attack/{name}.ipynb",
+        "benchmark": f"{R}/benchmarks/03_attack/{name}.tsv",
+    }
+
+
+ATTACK_RUNS = [
+    (d, m, v, p, s)
+    for d in DATASETS
+    for m in MODELS
+    for v in attack_variants(m)
+    for p in attack_protocols(v)
+    for s in attack_seeds(m, v)
+]
+ATTACK_REPORTS = [attack_run(*run)["html"] for run in ATTACK_RUNS]
+ATTACK_METRICS = [attack_run(*run)["metrics"] for run in ATTACK_RUNS]
+
+
+# ---- related systems: every table of notebook 08 reads the runs and generators of one protocol,
+# `evaluation.related_protocol` (default: the first of `evaluation.protocols`), on each model's first seed
+TRANSFER_MODELS = [m for m in (config.get("transfer") or {}).get("models", []) if m in MODELS]
+TRANSFER_TABLES = [f"{R}/transfer/{d}.csv" for d in DATASETS] if len(TRANSFER_MODELS) > 1 else []
+RELATED_PROTOCOL = EVALUATION.get("related_protocol", PROTOCOLS[0])
+if RELATED_PROTOCOL not in PROTOCOLS:
+    raise ValueError(
+        f"evaluation.related_protocol {RELATED_PROTOCOL!r} is not one of evaluation.protocols {PROTOCOLS}; "
+        "add it there or name one of them"
+    )
+
+
+def related_run(dataset, model, variant, kind):
+    """What the attack job of (dataset, model, variant, the related protocol, first seed) writes of `kind`."""
+    return attack_run(dataset, model, variant, RELATED_PROTOCOL, first_seed(model))[kind]
