@@ -3,7 +3,7 @@
 #   snakemake --cores all --configfile config/demo.yaml     the embedded demo, CPU, minutes
 from snakemake.utils import min_version, validate
 
-from robustmvc.config import check_model_names
+from robustmvc.config import check_model_names, check_renamed
 
 min_version("9.0")
 
@@ -15,6 +15,8 @@ if not workflow.overwrite_configfiles:
     configfile: "config/config.yaml"
 
 
+check_renamed(config, "the Snakemake config")
+# validate also fills in the schema's defaults, so the rules read every setting as config["a"]["b"]
 validate(config, "config/schema.yaml")
 check_model_names(config, "the Snakemake config")
 

@@ -26,7 +26,7 @@ def attack_params(w, input, output, threads):
             "eps": variant.eps,
             "protocol": w.protocol,
             "config_files": CONFIGFILES,
-            "device": config.get("device", "auto"),
+            "device": config["device"],
             "threads": threads,
         }
     )

@@ -13,8 +13,9 @@ PY = shlex.quote(sys.executable)  # the interpreter snakemake runs in, so tools 
 R = config["results_dir"]
 REPORTS = config["report_dir"]
 SEEDS = config["seeds"]
-# an overlay leaves a dataset out by setting it to null; RegDB is left out until its folder is set
-DATASETS = [d for d, e in config["datasets"].items() if e is not None and (d != "regdb" or e.get("dir"))]
+# Every setting is read as config["a"]["b"]: the Snakefile's validate filled in the defaults of config/schema.yaml.
+# An overlay leaves a dataset out by setting it to null; RegDB is left out until its folder is set
+DATASETS = [d for d, e in config["datasets"].items() if e is not None and (d != "regdb" or e["dir"])]
 MODELS = list(config["models"])
 CONFIGFILES = [os.path.relpath(f) for f in (workflow.overwrite_configfiles or ["config/config.yaml"])]
 CONFIG_ARGS = " ".join(f"--config {shlex.quote(c)}" for c in CONFIGFILES)
@@ -31,7 +32,7 @@ wildcard_constraints:
 
 def seeds_of(model):
     """Seeds `model` is trained and attacked with: `seeds_per_model.<model>`, else `seeds`."""
-    return (config.get("seeds_per_model") or {}).get(model, SEEDS)
+    return config["seeds_per_model"].get(model, SEEDS)
 
 
 def first_seed(model):
@@ -43,11 +44,11 @@ def first_seed(model):
 # cores / threads jobs at once and never oversubscribes. `gpu` is 1 when `device` resolves to cuda, else 0:
 # on a GPU machine `snakemake --cores all --resources gpu=N` runs N torch jobs at once on the GPU(s)
 # (e.g. gpu=4 shares one large GPU between four jobs); mem_mb and runtime (minutes) are for cluster profiles.
-TORCH_THREADS = int(config.get("threads", 4))
+TORCH_THREADS = config["threads"]
 
 
 def _uses_gpu():
-    device = config.get("device", "auto")
+    device = config["device"]
     if device != "auto":
         return int(device.startswith("cuda"))
     import torch  # only when the config leaves the device to the machine
@@ -55,7 +56,7 @@ def _uses_gpu():
     return int(torch.cuda.is_available())
 
 
-TORCH_RESOURCES = {"gpu": _uses_gpu(), **(config.get("job_resources") or {"mem_mb": 16000, "runtime": 240})}
+TORCH_RESOURCES = {"gpu": _uses_gpu(), **config["job_resources"]}
 
 
 def notebook_args(params):
@@ -85,36 +86,35 @@ CLEAN_METRICS = [f"{R}/metrics/{d}/{m}/clean/seed{s}.json" for d, m, s in TRAIN_
 # `strict`: running statistics, scored on samples the attacker was not fitted on). Variants
 # (robustmvc.variants): `gan-both` (the paper's attack) and `pgd` on every model; `gan-com` and `gan-con`
 # (the ablation) on attack.ablation_models; `blackbox` / `whitebox` (Chhabra et al.'s attack, query-only or
-# with exact gradients) on attack.blackbox; `embedding` (ALRDC's attack on h) on attack.embedding; a
-# suffix `-eps0.1` sets the budget (the eps sweep of the evaluation stage).
-EVALUATION = config.get("evaluation") or {}
-PROTOCOLS = EVALUATION.get("protocols", ["paper", "strict"])
+# with exact gradients) on attack.blackbox_models; `embedding` (ALRDC's attack on h) on attack.embedding_models;
+# a suffix `-eps0.1` sets the budget (the eps sweep of the evaluation stage).
+EVALUATION = config["evaluation"]
+PROTOCOLS = EVALUATION["protocols"]
 
 
 def attack_protocols(variant):
     """Protocols a variant runs under: the paper's attack under every one of `evaluation.protocols`; the
     other variants too, or only under those of `evaluation.extra_variant_protocols` when it is set."""
-    extra = EVALUATION.get("extra_variant_protocols")
+    extra = EVALUATION["extra_variant_protocols"]
     return PROTOCOLS if variant == "gan-both" or extra is None else [p for p in PROTOCOLS if p in extra]
 
 
 def attack_variants(model):
     """Variants `model` is attacked by at the dataset's budget."""
-    section = config.get("attack") or {}
-    objectives = section.get("objectives", ["both", "com", "con"])
-    ablation = model in section.get("ablation_models", MODELS)
-    names = [variants.name("gan", o) for o in objectives if o == "both" or ablation]
-    pgd = section.get("pgd", True)
+    section = config["attack"]
+    ablation = model in section.get("ablation_models", MODELS)  # a default the schema cannot state: every model
+    names = [variants.name("gan", o) for o in section["objectives"] if o == "both" or ablation]
+    pgd = section["pgd"]
     names += ["pgd"] if pgd is True or (isinstance(pgd, list) and model in pgd) else []
-    names += ["blackbox", "whitebox"] if model in section.get("blackbox", []) else []
-    return names + (["embedding"] if model in section.get("embedding", []) else [])
+    names += ["blackbox", "whitebox"] if model in section["blackbox_models"] else []
+    return names + (["embedding"] if model in section["embedding_models"] else [])
 
 
 def attack_seeds(model, variant):
     """Seeds a variant runs on: the paper's attack on every seed of the model; the other variants on
     every seed too, or on the first only with `attack.extra_variants_seeds: first`."""
     seeds = seeds_of(model)
-    first_only = (config.get("attack") or {}).get("extra_variants_seeds", "all") == "first"
+    first_only = config["attack"]["extra_variants_seeds"] == "first"
     return seeds[:1] if first_only and variant != "gan-both" else seeds
 
 
@@ -147,9 +147,9 @@ ATTACK_METRICS = [attack_run(*run)["metrics"] for run in ATTACK_RUNS]
 
 # ---- related systems: every table of notebook 08 reads the runs and generators of one protocol,
 # `evaluation.related_protocol` (default: the first of `evaluation.protocols`), on each model's first seed
-TRANSFER_MODELS = [m for m in (config.get("transfer") or {}).get("models", []) if m in MODELS]
+TRANSFER_MODELS = [m for m in config["transfer"]["models"] if m in MODELS]
 TRANSFER_TABLES = [f"{R}/transfer/{d}.csv" for d in DATASETS] if len(TRANSFER_MODELS) > 1 else []
-RELATED_PROTOCOL = EVALUATION.get("related_protocol", PROTOCOLS[0])
+RELATED_PROTOCOL = EVALUATION.get("related_protocol", PROTOCOLS[0])  # a default the schema cannot state
 if RELATED_PROTOCOL not in PROTOCOLS:
     raise ValueError(
         f"evaluation.related_protocol {RELATED_PROTOCOL!r} is not one of evaluation.protocols {PROTOCOLS}; "

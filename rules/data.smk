@@ -2,18 +2,17 @@
 
 
 def data_params(dataset):
-    entry = config["datasets"][dataset] or {}
-    opts = config.get("data", {})
+    entry, opts = config["datasets"][dataset], config["data"]
     return {
         "dataset": dataset,
         "out": f"{R}/data/{dataset}.npz",
-        "raw_dir": entry.get("dir") if dataset == "regdb" else entry.get("raw_dir"),
-        "max_samples": entry.get("max_samples"),
-        "views": entry.get("views"),
-        "n_identities": entry.get("n_identities", 206),
-        "seed": opts.get("seed", 7),
-        "pairing": opts.get("pairing", "derangement"),
-        "cache_dir": opts.get("cache_dir", "results/raw"),
+        "raw_dir": entry["dir"] if dataset == "regdb" else entry["raw_dir"],
+        "max_samples": entry["max_samples"],
+        "views": entry["views"],
+        "n_identities": entry["n_identities"],
+        "seed": opts["seed"],
+        "pairing": opts["pairing"],
+        "cache_dir": opts["cache_dir"],
     }
 
 

@@ -2,27 +2,27 @@
 # the lambda/gamma (and KL direction) sensitivity sweep of the defense, and notebook 06, which
 # aggregates every metrics file into Table 1 and the figures.
 
-EPS_SWEEP = EVALUATION.get("eps_sweep") or {}
-SWEEP_DATASETS = [d for d in EPS_SWEEP.get("datasets", []) if d in DATASETS]
+EPS_SWEEP = EVALUATION["eps_sweep"]
+SWEEP_DATASETS = [d for d in EPS_SWEEP["datasets"] if d in DATASETS]
 EPS_SWEEP_METRICS = [
     attack_run(d, m, v, p, s)["metrics"]
     for d in SWEEP_DATASETS
-    for m in EPS_SWEEP.get("models", MODELS)
-    for v in (variants.name("gan", "both", e) for e in EPS_SWEEP.get("eps", []))
+    for m in EPS_SWEEP.get("models", MODELS)  # a default the schema cannot state: every model
+    for v in (variants.name("gan", "both", e) for e in EPS_SWEEP["eps"])
     for p in attack_protocols(v)
     for s in attack_seeds(m, v)
 ]
 
-SENSITIVITY = config.get("sensitivity") or {}
+SENSITIVITY = config["sensitivity"]
 SENSITIVITY_METRICS = (
     [
         f"{R}/sensitivity/{SENSITIVITY['dataset']}/lambda{lam}-gamma{gam}-kl{kl}/seed{s}.json"
         for lam in SENSITIVITY["adv_weight"]
         for gam in SENSITIVITY["kl_weight"]
-        for kl in SENSITIVITY.get("kl_direction", ["paper"])
+        for kl in SENSITIVITY["kl_direction"]
         for s in SEEDS
     ]
-    if SENSITIVITY.get("dataset") in DATASETS
+    if SENSITIVITY["dataset"] in DATASETS
     else []
 )
 
@@ -39,8 +39,8 @@ rule sensitivity_point:
     wildcard_constraints:
         kl="paper|code",
     params:
-        model=SENSITIVITY.get("model", "ardmvc-am"),
-        protocol=SENSITIVITY.get("protocol", "paper"),
+        model=SENSITIVITY["model"],
+        protocol=SENSITIVITY["protocol"],
     threads: TORCH_THREADS
     resources:
         **TORCH_RESOURCES,
@@ -77,11 +77,11 @@ rule evaluate:
                 "scorecard": output.scorecard,
                 "config_files": CONFIGFILES,
                 "paper_table": "config/paper_table1.yaml",
-                "scale": EVALUATION.get("scale", "full"),
-                "tolerance": EVALUATION.get("tolerance", 0.05),
+                "scale": EVALUATION["scale"],
+                "tolerance": EVALUATION["tolerance"],
                 "eps_sweep_datasets": SWEEP_DATASETS,
-                "tsne_models": EVALUATION.get("tsne_models", ["comvc", "ardmvc-am"]),
-                "sensitivity_dataset": SENSITIVITY.get("dataset"),
+                "tsne_models": EVALUATION["tsne_models"],
+                "sensitivity_dataset": SENSITIVITY["dataset"],
                 "protocols": PROTOCOLS,
             }
         ),

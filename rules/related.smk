@@ -3,7 +3,7 @@
 # moved between models (transfer), anomaly detectors against each attack (detect), and notebook 08, which puts
 # them side by side. All of them read the runs and generators of one protocol, RELATED_PROTOCOL (rules/common.smk).
 
-DETECTION = config.get("detection") or {}
+DETECTION = config["detection"]
 
 
 def transfer_args(w):
@@ -27,7 +27,7 @@ rule transfer:
         f"{R}/benchmarks/08_transfer/{{dataset}}.tsv"
     params:
         args=transfer_args,
-        device=config.get("device", "auto"),
+        device=config["device"],
     threads: TORCH_THREADS
     resources:
         **TORCH_RESOURCES,
@@ -39,9 +39,9 @@ rule transfer:
 DETECTION_RUNS = [
     (d, m, v)
     for d in DATASETS
-    for m in DETECTION.get("models", [])
+    for m in DETECTION["models"]
     if m in MODELS
-    for v in DETECTION.get("attacks", [])
+    for v in DETECTION["attacks"]
     if v in attack_variants(m) and variants.fits_attacker(v) and RELATED_PROTOCOL in attack_protocols(v)
 ]
 
@@ -60,8 +60,8 @@ rule detect:
     wildcard_constraints:
         variant=variants.FITTED,
     params:
-        detectors=" ".join(DETECTION.get("detectors", ["iforest-h", "pca-input"])),
-        device=config.get("device", "auto"),
+        detectors=" ".join(DETECTION["detectors"]),
+        device=config["device"],
     threads: TORCH_THREADS
     resources:
         **TORCH_RESOURCES,

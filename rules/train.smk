@@ -12,7 +12,7 @@ def train_params(w, input, output, threads):
             "checkpoint": output.checkpoint,
             "metrics": output.metrics,
             "config_files": CONFIGFILES,
-            "device": config.get("device", "auto"),
+            "device": config["device"],
             "threads": threads,
         }
     )

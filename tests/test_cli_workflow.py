@@ -203,3 +203,43 @@ def test_every_attack_setting_can_be_set_in_its_config_section():
     for section, defaults in (("attack", {**gan.DEFAULTS, **pgd.DEFAULTS}), ("blackbox", blackbox.DEFAULTS),
                               ("embedding_attack", embedding.DEFAULTS)):
         assert set(defaults) - per_run <= set(sections[section]["properties"]), section
+
+
+@pytest.mark.parametrize("old, new", [("blackbox", "blackbox_models"), ("embedding", "embedding_models")])
+def test_an_old_model_list_key_is_refused_with_its_new_name(old, new):
+    """Configs written before the rename get one sentence naming the new key, not 'unexpected property'."""
+    from robustmvc import config
+
+    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    cfg["attack"][old] = cfg["attack"].pop(new)
+    with pytest.raises(ValueError, match=rf"attack\.{old} is now attack\.{new}: rename it"):
+        config.validate(cfg)
+
+
+def test_the_snakefile_names_the_new_key_of_an_old_model_list(tmp_path):
+    overlay = tmp_path / "old.yaml"
+    overlay.write_text("attack: {blackbox: [comvc]}\n")
+    run = snakemake("-n", "--cores", "1", "--configfile", "config/demo.yaml", str(overlay))
+    assert run.returncode != 0
+    assert "attack.blackbox is now attack.blackbox_models: rename it" in run.stdout + run.stderr
+
+
+def test_the_schema_fills_every_default_the_rules_read(tmp_path):
+    """The rules read config["a"]["b"] with no fallback: a config of only the required sections must plan a DAG,
+    with the nested defaults filled in (a section absent, or present with some keys)."""
+    cfg = {"seeds": [0], "datasets": {"demo": {"eps": 0.3}}, "training": {"epochs": 1},
+              "architecture": {"encoder_width": 4}, "models": {"comvc": {}},
+              "evaluation": {"eps_sweep": {"eps": [0.1]}}}
+    filled = json.loads(json.dumps(cfg))
+    _validate(filled)
+    assert filled["evaluation"]["eps_sweep"] == {"eps": [0.1], "datasets": []}
+    assert filled["evaluation"]["protocols"] == ["paper", "strict"]
+    assert filled["attack"]["blackbox_models"] == [] and filled["attack"]["pgd"] is True
+    assert filled["job_resources"] == {"mem_mb": 16000, "runtime": 240}
+    assert filled["datasets"]["demo"]["n_identities"] == 206 and filled["datasets"]["demo"]["raw_dir"] is None
+    minimal = tmp_path / "minimal.yaml"
+    minimal.write_text(yaml.safe_dump(cfg))
+    run = snakemake("-n", "--cores", "1", "--quiet", "rules", "--configfile", str(minimal),
+                    "--config", f"results_dir={tmp_path}/r", f"report_dir={tmp_path}/p")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "attack_pgd" in run.stdout + run.stderr  # attack.pgd defaults to every model

@@ -59,8 +59,8 @@ def test_regdb_runs_data_train_attack_table1(tmp_path):
         models={"comvc": cfg["models"]["comvc"]},
         training=dict(cfg["training"], epochs=2, batch_size=8),
         architecture={"encoder_width": 4},
-        attack=dict(cfg["attack"], epochs=1, batch_size=8, objectives=["both"], pgd=False, blackbox=[],
-                    embedding=[]),
+        attack=dict(cfg["attack"], epochs=1, batch_size=8, objectives=["both"], pgd=False, blackbox_models=[],
+                    embedding_models=[]),
         evaluation=dict(cfg["evaluation"], eps_sweep={}, tsne_models=[]),
     )
     for key in ("sensitivity", "transfer", "detection"):

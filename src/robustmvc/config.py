@@ -31,9 +31,12 @@ def deep_merge(base: dict, over: dict) -> dict:
 SCHEMA = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
 
 # every config list (or mapping) whose entries name models: "a.b" is cfg["a"]["b"]
-MODEL_LISTS = ("models", "seeds_per_model", "attack.pgd", "attack.blackbox", "attack.embedding",
+MODEL_LISTS = ("models", "seeds_per_model", "attack.pgd", "attack.blackbox_models", "attack.embedding_models",
                "attack.ablation_models", "transfer.models", "detection.models", "evaluation.eps_sweep.models",
                "evaluation.tsne_models")
+
+# keys that were renamed: an old config is told the new name instead of a bare "unexpected key"
+RENAMED = {("attack", "blackbox"): "attack.blackbox_models", ("attack", "embedding"): "attack.embedding_models"}
 
 
 def read_yaml(path: str | Path) -> dict:
@@ -71,6 +74,7 @@ def validate(cfg: dict, complete: bool = True, source: str = "the config") -> No
     the key."""
     import jsonschema
 
+    check_renamed(cfg, source)
     schema = yaml.safe_load(SCHEMA.read_text())
     if not complete:
         schema.pop("required", None)
@@ -90,6 +94,14 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def check_renamed(cfg: dict, source: str = "the config") -> None:
+    """Refuse a key of an older config by its new name; run before the schema, whose error would only say
+    the old key is unexpected."""
+    for (section, key), new in RENAMED.items():
+        if isinstance(cfg.get(section), dict) and key in cfg[section]:
+            raise ValueError(f"{source}: {section}.{key} is now {new}: rename it")
 
 
 def check_model_names(cfg: dict, source: str = "the config") -> None:
