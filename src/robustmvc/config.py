@@ -14,8 +14,6 @@ import yaml
 
 from robustmvc import registry
 
-TRAIN_KEYS = ("epochs", "batch_size", "lr", "pretrain_epochs")
-DEFAULT_TRAINING = {"epochs": 20, "batch_size": 100, "lr": 1e-3, "pretrain_epochs": 0}
 
 
 def deep_merge(base: dict, over: dict) -> dict:
@@ -29,6 +27,10 @@ def deep_merge(base: dict, over: dict) -> dict:
 
 
 SCHEMA = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
+# the training settings and their defaults, as config/schema.yaml states them (the commands take partial configs)
+DEFAULT_TRAINING = {key: spec["default"]
+                    for key, spec in yaml.safe_load(SCHEMA.read_text())["properties"]["training"]["properties"].items()}
+TRAIN_KEYS = tuple(DEFAULT_TRAINING)
 
 # every config list (or mapping) whose entries name models: "a.b" is cfg["a"]["b"]
 MODEL_LISTS = ("models", "seeds_per_model", "attack.pgd", "attack.blackbox_models", "attack.embedding_models",
