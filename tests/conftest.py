@@ -72,6 +72,7 @@ def blob_views(n=60, k=3, seed=0):
     return views, labels
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups into the test ids
 def pytest_collection_modifyitems(config, items):
     """Under `pytest -n N --dist loadgroup` (make test): every test that reads the demo DAG runs on one
     worker, so the DAG is built once, and the other tests go by file, so a module-scoped fixture is
