@@ -30,8 +30,8 @@ cpu-scale: setup  ## the paper's experiment shrunk to 2 CPU cores (config/cpu-sc
 	PATH=$(CURDIR)/$(BIN):$$PATH python benchmarks/estimate_run.py --configfile config/config.yaml config/cpu-scale.yaml
 	PATH=$(CURDIR)/$(BIN):$$PATH snakemake --cores $(CORES) --configfile config/config.yaml config/cpu-scale.yaml
 
-test: setup  ## the test suite (what CI runs): two workers of one thread each, the demo DAG's tests on one of them
-	PATH=$(CURDIR)/$(BIN):$$PATH OMP_NUM_THREADS=1 python -m pytest -q -n 2 --dist loadgroup
+test: setup  ## the test suite (what CI runs): two workers of one thread each, a file to a worker (the demo DAG's tests share tests/test_demo_dag.py)
+	PATH=$(CURDIR)/$(BIN):$$PATH OMP_NUM_THREADS=1 python -m pytest -q -n 2 --dist loadfile
 
 benchmark: setup  ## our trainer vs a public-code-style loop: CoMVC and AR-DMVC-AM, samples/s and ratios
 	$(BIN)/python benchmarks/side_by_side.py --width $(WIDTH) --threads $(THREADS)

@@ -70,15 +70,3 @@ def blob_views(n=60, k=3, seed=0):
         centres = rng.uniform(0.2, 0.8, size=(k, 1, 28, 28))
         views.append(np.clip(centres[labels] + rng.normal(0, 0.05, (n, 1, 28, 28)), 0, 1).astype(np.float32))
     return views, labels
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups into the test ids
-def pytest_collection_modifyitems(config, items):
-    """Under `pytest -n N --dist loadgroup` (make test): every test that reads the demo DAG runs on one
-    worker, so the DAG is built once, and the other tests go by file, so a module-scoped fixture is
-    built once; the workers share out the groups."""
-    if not config.pluginmanager.hasplugin("xdist"):
-        return
-    for item in items:
-        group = "demo-dag" if "demo_run" in getattr(item, "fixturenames", ()) else item.path.name
-        item.add_marker(pytest.mark.xdist_group(group))

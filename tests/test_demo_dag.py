@@ -1,0 +1,167 @@
+"""The demo DAG, run once (the demo_run fixture, tests/demo-fast.yaml's epochs) and read by every test here,
+so `pytest -n 2 --dist loadfile` builds it on one worker only:
+- end to end, with a space and a non-ASCII letter in every path it was given;
+- every baseline learns something on the demo data (no model is trained twice);
+- the reports in a real browser: headless Chromium opens the landing page, follows every link, and finds
+  Table 1 and the figures, with no page logging a console error; every page is clean (no stderr boxes,
+  no temporary paths), carries its provenance header and a link back, every image has alt text, and the
+  whole folder stays within its size budget."""
+import json
+import re
+import shutil
+import subprocess
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from robustmvc.files import read_json
+from conftest import ROOT, demo_configfiles, snakemake
+
+pytestmark = pytest.mark.slow
+
+def test_demo_dag_end_to_end(demo_run):
+    """The whole demo DAG, run with a space and a non-ASCII letter in every path it was given."""
+    results, reports = demo_run
+    assert " " in str(results) and "é" in str(results) and " " in demo_configfiles(results)[1]
+    index = (reports / "index.html").read_text()
+    for page in ("01_prepare_data/demo.html", "02_train/demo-comvc-seed0.html", "03_attack/demo-comvc-gan-both-paper-seed0.html",
+                 "03_attack/demo-comvc-gan-both-strict-seed0.html",
+                 "02_train/demo-ardmvc-seed0.html", "02_train/demo-ardmvc-am-seed0.html",
+                 "06_evaluate/evaluate.html", "02_train/demo-alrdc-seed0.html", "08_related/related.html",
+                 "03_attack/demo-comvc-blackbox-paper-seed0.html", "03_attack/demo-alrdc-embedding-paper-seed0.html"):
+        assert page in index, page
+    assert (reports.parent / "index.html").is_file()
+    metrics = json.loads((results / "metrics" / "demo" / "comvc" / "clean" / "seed0.json").read_text())
+    assert metrics["clean"]["acc"] > 0.5
+    attacked = json.loads((results / "metrics" / "demo" / "comvc" / "gan-both" / "paper" / "seed0.json").read_text())
+    assert attacked["attacked"]["acc"] < attacked["clean"]["acc"] and attacked["protocol"] == "paper"
+    strict = json.loads((results / "metrics" / "demo" / "comvc" / "gan-both" / "strict" / "seed0.json").read_text())
+    assert strict["protocol"] == "strict" and strict["n_fit"] + strict["n_eval"] == attacked["n_eval"]
+    assert attacked["max_abs_perturbation"] <= attacked["settings"]["eps"] + 1e-6
+    # the related systems: queries counted, transfer matrix complete, a detector AUC per attack
+    blackbox = json.loads((results / "metrics" / "demo" / "comvc" / "blackbox" / "paper" / "seed0.json").read_text())
+    assert blackbox["queries"] > len(blackbox["history"]) * blackbox["n_fit"]
+    assert blackbox["max_abs_perturbation"] <= blackbox["settings"]["eps"] + 1e-6
+    transfer = pd.read_csv(results / "transfer" / "demo.csv")
+    assert len(transfer) == 16 and transfer["post_acc"].between(0, 1).all()
+    for attack in ("gan-both", "blackbox", "embedding"):
+        auc = json.loads((results / "detection" / "demo" / "comvc" / attack / "paper" / "seed0.json").read_text())["auc"]
+        assert 0 <= auc["iforest-h"] <= 1, attack
+    sensitivity = json.loads((results / "sensitivity" / "demo" / "lambda1-gamma1-klpaper" / "seed0.json").read_text())
+    assert sensitivity["model"] == "ardmvc-am" and 0 <= sensitivity["attacked"]["acc"] <= 1
+    # the tidy table covers every model the demo config names
+    table = (results / "metrics" / "all.csv").read_text()
+    cfg = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
+    for model in cfg["models"]:
+        assert f",{model}," in table
+    # the executed notebook is kept; the rendered report has no code cells
+    assert (results / "notebooks" / "02_train" / "demo-comvc-seed0.ipynb").is_file()
+    assert "import " not in (reports / "02_train" / "demo-comvc-seed0.html").read_text().split("<body")[1][:20000]
+
+
+def test_snakemake_report_collects_the_captioned_outputs(demo_run, tmp_path):
+    results, reports = demo_run
+    out = tmp_path / "report.zip"
+    run = snakemake("--cores", "1", "--configfile", *demo_configfiles(results), "--config",
+                    f"results_dir={results}", f"report_dir={reports}", "--report", str(out))
+    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    names = zipfile.ZipFile(out).namelist()
+    for wanted in ("evaluate.html", "related.html", "demo.csv"):
+        assert any(n.endswith(wanted) for n in names), wanted
+    assert sum(n.endswith(".png") for n in names) >= 10  # one adversarial-example figure per attack run
+
+
+
+BASELINES = ["eamc", "simvc", "comvc", "multivae", "aecoddc", "infoddc", "sem"]
+
+
+@pytest.mark.parametrize("name", BASELINES)
+def test_baseline_beats_chance_on_demo_digits(name, demo_run):
+    results, _ = demo_run
+    scores = read_json(results / "metrics" / "demo" / name / "clean" / "seed0.json")["clean"]
+    assert scores["acc"] > 0.2, scores  # 10 classes: chance is ~0.1
+    meta = torch.load(results / "models" / "demo" / name / "seed0.pt", weights_only=True)["meta"]
+    pretrain = int(meta["train"].get("pretrain_epochs") or 0) if name in ("aecoddc", "infoddc", "sem") else 0
+    assert len(meta["history"]) == int(meta["train"]["epochs"]) + pretrain
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--enable-logging=stderr", "--v=0"]
+ARTIFACTS = ROOT / "test-artifacts"
+# the demo's reports weigh ~6 MB (the shared CSS once, ~45 pages); the budget leaves room, and fails
+# if the CSS is inlined into every page again (~260 KB each) or the figures grow several-fold
+SIZE_BUDGET = 10_000_000
+
+needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="Chromium not installed (apt-get install chromium)")
+
+
+def browse(path: Path, tmp_path, *extra) -> tuple[str, list[str]]:
+    """(DOM after load, console error lines) of a local page."""
+    run = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", *extra, "--dump-dom",
+                          path.resolve().as_uri()], capture_output=True, text=True, timeout=120)
+    console = [line for line in run.stderr.splitlines() if "CONSOLE" in line]
+    errors = [line for line in console if re.search(r"error|uncaught|failed to load", line, re.I)]
+    return run.stdout, errors
+
+
+def check_page(dom: str, name: str, run_root: str) -> None:
+    """The invariants every rendered page keeps (`dom` as the browser built it)."""
+    assert "application/vnd.jupyter.stderr" not in dom, f"{name} shows stderr output (progress bars, warnings)"
+    assert "/tmp/" not in dom.replace(run_root, ""), f"{name} shows a temporary path: {re.findall(r'/tmp/[^ <]*', dom)[:3]}"
+    assert 'class="provenance"' in dom, f"{name} has no provenance header"
+    assert 'href="../index.html"' in dom, f"{name} has no link back to the index"
+    for img in re.findall(r"<img[^>]*>", dom):
+        alt = re.search(r'alt="([^"]*)"', img)
+        assert alt and alt.group(1).strip() and "No description" not in alt.group(1), f"{name}: image without alt text"
+
+
+@needs_chromium
+def test_reports_open_in_a_browser_without_errors(demo_run, tmp_path):
+    results, reports = demo_run
+    run_root = str(results.parent)
+    landing = reports.parent / "index.html"
+    dom, errors = browse(landing, tmp_path)
+    assert not errors, errors
+    assert 'href="demo/index.html"' in dom
+    index = reports / "index.html"
+    dom, errors = browse(index, tmp_path)
+    assert not errors, errors
+    check_page(dom, "index.html", run_root)
+    assert "verdicts:" in browse(landing, tmp_path)[0], "the landing page's line has no verdict counts"
+    links = [link for link in re.findall(r'href="([^"#]+\.html)"', dom) if not link.startswith("../")]
+    assert len(links) >= 6
+    for link in re.findall(r'href="(data/[^"#]+)"', dom):
+        assert (index.parent / link).exists(), f"broken data link {link}"
+    for link in links:
+        page = (index.parent / link)
+        assert page.is_file(), f"broken link {link}"
+        page_dom, errors = browse(page, tmp_path)
+        assert not errors, (link, errors)
+        check_page(page_dom, link, run_root)
+        for target in re.findall(r'(?:href)="(\.\./[^"#]+)"', page_dom):
+            assert (page.parent / target).exists(), f"{link} links {target}, which does not exist"
+        # every notebook draws; a figure that reached the page as its text repr was never rendered
+        assert "<img" in page_dom, f"{link} shows no figure"
+        assert "&lt;Figure size" not in page_dom, f"{link} has a figure that was not rendered as an image"
+
+    evaluate = reports / "06_evaluate" / "evaluate.html"
+    dom, _ = browse(evaluate, tmp_path)
+    assert 'id="table1"' in dom and "paper" in dom
+    figures = dom.count("<img")
+    assert figures >= 6, f"expected the drop, ablation, eps, sensitivity, t-SNE and example figures; found {figures}"
+    related, _ = browse(reports / "08_related" / "related.html", tmp_path)
+    assert "<img" in related, "the transfer heat map is missing"
+    assert "iforest-h" in related and "queries" in related and "embedding" in related
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "evaluate.png"
+    subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,2400",
+                    f"--screenshot={shot}", evaluate.resolve().as_uri()], capture_output=True, timeout=120)
+    assert shot.is_file() and shot.stat().st_size > 10_000
+    size = sum(f.stat().st_size for f in reports.rglob("*") if f.is_file())
+    assert size < SIZE_BUDGET, f"the demo reports weigh {size / 1e6:.1f} MB, over the {SIZE_BUDGET / 1e6:.0f} MB budget"
