@@ -41,7 +41,6 @@ def ours(work: Path, dataset: str, model: str, seed: int, epochs: int, args) -> 
         cli("data", "build", dataset, "--out", str(data), "--max-samples", "10000", "--pairing", "paper",
             "--raw-dir", RAW[dataset], "--no-download")
     overlay = work / "overlay.yaml"
-    overlay.write_text(f"precision: fp32\narchitecture: {{encoder_width: {args.width}}}\n")
     stem = work / f"ours-{dataset}-{model}-seed{seed}"
     common = ["--config", "config/config.yaml", "--config", str(overlay), "--device", "cpu",
               "--threads", str(args.threads)]
@@ -129,6 +128,7 @@ def main() -> None:
     command = "python benchmarks/public_differential.py " + shlex.join(sys.argv[1:])
     work = (ROOT / args.work).resolve()
     work.mkdir(parents=True, exist_ok=True)
+    (work / "overlay.yaml").write_text(f"precision: fp32\narchitecture: {{encoder_width: {args.width}}}\n")
     epochs = {"comvc": args.comvc_epochs, "ardmvc-am": args.ardmvc_am_epochs}
     results: dict = {}
     for dataset in args.datasets:
