@@ -144,7 +144,7 @@ def test_reports_open_in_a_browser_without_errors(demo_run, tmp_path):
         page_dom, errors = browse(page, tmp_path)
         assert not errors, (link, errors)
         check_page(page_dom, link, run_root)
-        for target in re.findall(r'(?:href)="(\.\./[^"#]+)"', page_dom):
+        for target in re.findall(r'(?:href|src)="(\.\./[^"#]+)"', page_dom):
             assert (page.parent / target).exists(), f"{link} links {target}, which does not exist"
         # every notebook draws; a figure that reached the page as its text repr was never rendered
         assert "<img" in page_dom, f"{link} shows no figure"

@@ -1,6 +1,11 @@
 """The finishing of rendered pages and the index pages, on hand-made pages and results (no DAG run)."""
+import base64
+import io
 import json
 import re
+
+import numpy as np
+from PIL import Image
 
 from robustmvc import report
 from robustmvc.files import write_json
@@ -9,12 +14,22 @@ from robustmvc.pages import RUNTIME_CLASS
 CSS = "body{margin:0}" * 50
 
 
+def png(i: int) -> bytes:
+    """A small palette PNG like the report's figures: a different pattern for each `i`."""
+    rng = np.random.default_rng(i)
+    pixels = rng.integers(0, 4, (40, 60)).repeat(3, axis=0).repeat(3, axis=1).astype(np.uint8) * 60
+    out = io.BytesIO()
+    Image.fromarray(pixels).convert("RGB").quantize(colors=256).save(out, format="PNG", optimize=True)
+    return out.getvalue()
+
+
 def notebook_page(images: int) -> str:
     """A page shaped like nbconvert's lab template: inline head CSS, the runtime record as one output,
     and a cell whose outputs alternate a heading and an image."""
     record = json.dumps({"commit": "abc1234", "dirty": True, "device": "cpu", "threads": 3, "precision": "fp32"}).replace('"', "&quot;")
     outputs = "".join(f"<div class='jp-OutputArea-child'><h3>model {i}</h3></div>"
-                      f"<div class='jp-OutputArea-child'><img alt='figure {i}' src='data:image/png;base64,AA'></div>"
+                      f"<div class='jp-OutputArea-child'><img alt='figure {i}' "
+                      f"src='data:image/png;base64,{base64.b64encode(png(i)).decode()}'></div>"
                       for i in range(images))
     return (f"<!DOCTYPE html><html><head><style>{CSS}</style><style>.x{{color:red}}</style></head><body>"
             f"<div class='jp-OutputArea'><div class='jp-OutputArea-child'><div class='{RUNTIME_CLASS}' hidden "
@@ -70,6 +85,30 @@ def test_pages_get_header_shared_css_and_folded_figures_and_a_second_pass_change
     assert shown.count("<img") == 2 and folded.count("<img") == 2 and "2 more figures" in folded
     report.write_index(results, reports, [str(config)])
     assert page.read_text() == first
+
+
+def test_figures_move_to_files_that_hold_the_same_pixels_and_orphans_go(tmp_path):
+    results, reports, config = make_results(tmp_path)
+    before = sum(len(p.read_text()) for p in reports.glob("*/*.html"))
+    report.write_index(results, reports, [str(config)])
+    page = (reports / "03_attack" / "demo-comvc-gan-both-paper-seed0.html").read_text()
+    assert "data:image" not in page
+    srcs = re.findall(r'<img alt="figure (\d)" src="([^"]+)"', page)
+    assert len(srcs) == 4
+    for i, src in srcs:
+        assert src.startswith("../img/") and src.endswith(".webp")
+        with Image.open(reports / "03_attack" / src) as moved, Image.open(io.BytesIO(png(int(i)))) as original:
+            assert np.array_equal(np.asarray(moved.convert("RGB")), np.asarray(original.convert("RGB")))
+    # both pages show the same four figures: four files, and the pages shrank by more than the figures' bytes
+    files = sorted((reports / "img").iterdir())
+    assert len(files) == 4
+    after = sum(len(p.read_text()) for p in reports.glob("*/*.html"))
+    assert before - after > 2 * sum(f.stat().st_size for f in files)
+    # a page rendered again with other figures: the figures no page shows any more are removed
+    (reports / "03_attack" / "demo-comvc-gan-both-paper-seed0.html").write_text(notebook_page(images=1))
+    (reports / "03_attack" / "demo-comvc-gan-both-paper-seed1.html").write_text(notebook_page(images=1))
+    report.write_index(results, reports, [str(config)])
+    assert len(list((reports / "img").iterdir())) == 1
 
 
 def test_index_has_the_attack_grid_and_the_landing_page_a_line_per_scale(tmp_path):
