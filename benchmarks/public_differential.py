@@ -144,7 +144,8 @@ def main() -> None:
     p.add_argument("--out", default="docs/public-differential-table.md")
     p.add_argument("--table-only", action="store_true", help="only rewrite the table from files on disk")
     args = p.parse_args()
-    command = "python benchmarks/public_differential.py " + shlex.join(sys.argv[1:])
+    # the command that runs (or resumes) these runs: --table-only only reads them back
+    command = "python benchmarks/public_differential.py " + shlex.join(a for a in sys.argv[1:] if a != "--table-only")
     work = (ROOT / args.work).resolve()
     work.mkdir(parents=True, exist_ok=True)
     (work / "overlay.yaml").write_text(f"precision: fp32\narchitecture: {{encoder_width: {args.width}}}\n")
