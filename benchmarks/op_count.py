@@ -21,6 +21,7 @@ from torch.profiler import ProfilerActivity, profile
 from robustmvc import registry, train
 from robustmvc.attacks import gan
 from robustmvc.device import set_threads
+from side_by_side import MODELS  # the same two models and settings the throughput benchmark times
 
 STEPS = 4
 BOOKKEEPING = {"aten::empty", "aten::empty_strided", "aten::as_strided", "aten::view", "aten::t", "aten::transpose",
@@ -28,7 +29,6 @@ BOOKKEEPING = {"aten::empty", "aten::empty_strided", "aten::as_strided", "aten::
                "aten::resize_", "aten::detach", "aten::alias", "aten::_reshape_alias", "aten::lift_fresh",
                "aten::result_type", "aten::is_nonzero", "aten::item", "aten::_local_scalar_dense", "aten::set_",
                "aten::unbind", "aten::split", "aten::narrow"}
-MODELS = {"comvc": {}, "ardmvc-am": {"pgd_steps": 10, "pgd_step": 0.02, "pgd_eps": 0.2, "kl_weight": 0.1}}
 
 
 def per_step(run) -> float:

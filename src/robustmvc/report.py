@@ -4,7 +4,7 @@ and the finishing of every rendered notebook page of a scale.
 Plain HTML (no scripts) in one folder per scale, so the reports read offline. The index step also gives
 every notebook page a provenance header and a link back to the index, moves the CSS nbconvert inlines
 into each page (~250 KB, the same for all) into one shared file, moves the figures nbconvert embeds as
-base64 into files beside the pages (`img/`, lossless WebP: a third smaller than the base64 PNG they
+base64 into files beside the pages (`img/`, lossless WebP: ~40% smaller than the base64 PNG they
 were, which kept the CPU-scale reports over their 15 MB budget), folds long runs of figures, and ships
 the tidy CSV, the per-run JSON and the config files beside the pages, linked from them.
 """
@@ -202,7 +202,7 @@ def figure_file(data: bytes) -> tuple[bytes, str]:
 def sidecar_figures(soup, reports: Path, page: Path) -> set[str]:
     """Move every base64 PNG of the page into `reports/img/`, named by its content (the same figure on two
     pages is one file), and point the <img> at it; returns the names of every figure file the page shows."""
-    up = "../" * len(page.parent.relative_to(reports).parts)
+    prefix = "../" * len(page.parent.relative_to(reports).parts) + f"{IMAGES}/"
     shown = set()
     for img in soup.find_all("img", src=True):
         src = img["src"]
@@ -214,9 +214,9 @@ def sidecar_figures(soup, reports: Path, page: Path) -> set[str]:
                 target.parent.mkdir(exist_ok=True)
                 with atomic_path(target) as tmp:
                     tmp.write_bytes(data)
-            img["src"] = f"{up}{IMAGES}/{name}"
-        if img["src"].startswith(f"{up}{IMAGES}/"):
-            shown.add(img["src"][len(f"{up}{IMAGES}/"):])
+            img["src"] = prefix + name
+        if img["src"].startswith(prefix):
+            shown.add(img["src"][len(prefix):])
     return shown
 
 
