@@ -67,12 +67,7 @@ def notebook_args(params):
 def papermill(notebook):
     """Shell command of a notebook rule: run the notebook with `params.nb`, keep the executed copy
     as the rule's log (kept when the job fails), and render it without code to `output.html`."""
-    return (
-        f"{PY} -m papermill --cwd . -k python3 {notebook} {{log.notebook:q}} -y {{params.nb}}"
-        f" && {PY} -m nbconvert --to html --no-input --log-level WARN {{log.notebook:q}}"
-        " --TemplateExporter.extra_template_basedirs=notebooks/templates --template offline"
-        ' --output-dir "$(dirname {output.html:q})" --output "$(basename {output.html:q} .html)"'
-    )
+    return f"{PY} -m robustmvc notebook {notebook} {{log.notebook:q}} {{output.html:q}} --params {{params.nb}}"
 
 
 # ---- training: every configured model on every dataset and seed

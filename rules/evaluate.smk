@@ -81,6 +81,7 @@ rule evaluate:
                 "tolerance": EVALUATION["tolerance"],
                 "eps_sweep_datasets": SWEEP_DATASETS,
                 "tsne_models": EVALUATION["tsne_models"],
+                "tsne_samples": EVALUATION["tsne_samples"],
                 "sensitivity_dataset": SENSITIVITY["dataset"],
                 "protocols": PROTOCOLS,
             }

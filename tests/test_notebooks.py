@@ -46,3 +46,38 @@ def test_default_paths_under_results_are_scratch_or_read_only(notebook):
     outside = {k: v for k, v in under_results.items()
                if not v.startswith(SCRATCH) and (notebook.stem, k) not in READ_ONLY}
     assert not outside, f"{notebook.name} defaults outside {SCRATCH}: {outside}"
+
+
+def _tiny_notebook(path: Path, body: str) -> None:
+    """A two-cell notebook: a tagged parameters cell, then `body`."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell("divisor = 1")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(body)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+def test_the_notebook_command_injects_parameters_and_renders_outputs_without_code(tmp_path):
+    from robustmvc.cli import main
+
+    source, executed, page = tmp_path / "nb.ipynb", tmp_path / "run.ipynb", tmp_path / "out" / "run.html"
+    _tiny_notebook(source, "print('quotient', 84 // divisor)")
+    assert main(["notebook", str(source), str(executed), str(page), "--params", '{"divisor": 2}']) == 0
+    html = page.read_text()
+    assert "quotient 42" in html  # the injected 2, not the default 1
+    assert "84 // divisor" not in html and "<title>run</title>" in html
+    assert "quotient 42" in executed.read_text()
+
+
+def test_a_failing_notebook_is_one_error_line_and_keeps_its_executed_copy(tmp_path, capsys):
+    from robustmvc.cli import main
+
+    source, executed, page = tmp_path / "nb.ipynb", tmp_path / "run.ipynb", tmp_path / "run.html"
+    _tiny_notebook(source, "1 / (divisor - 1)")
+    assert main(["notebook", str(source), str(executed), str(page)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error: ") and "ZeroDivisionError" in err and str(executed) in err
+    assert "ZeroDivisionError" in executed.read_text() and not page.exists()

@@ -126,6 +126,32 @@ def _detect(args) -> None:
           + " ".join(f"{k}={'n/a' if v is None else f'{v:.3f}'}" for k, v in rec["auc"].items()))
 
 
+def _notebook(args) -> None:
+    """Execute and render in one process: a separate nbconvert process would import its stack again
+    for every job (~1.5 s each, over the ~60 notebook jobs of even the demo)."""
+    import json
+    from pathlib import Path
+
+    import nbformat
+    import papermill
+    from nbconvert import HTMLExporter
+
+    from robustmvc.files import atomic_path
+
+    try:
+        papermill.execute_notebook(args.notebook, args.executed, parameters=json.loads(args.params),
+                                   kernel_name="python3", cwd=".")
+    except papermill.PapermillExecutionError as err:
+        raise RuntimeError(f"{args.notebook} failed in cell {err.exec_count}: {err.ename}: {err.evalue} "
+                           f"(the executed copy, with the traceback, is {args.executed})") from err
+    exporter = HTMLExporter(template_name=args.template, extra_template_basedirs=[args.template_dir],
+                            exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+    page, _ = exporter.from_notebook_node(nbformat.read(args.executed, as_version=4),
+                                          resources={"metadata": {"name": Path(args.executed).stem}})
+    with atomic_path(args.html) as tmp:
+        tmp.write_text(page, encoding="utf-8")
+
+
 def _models(args) -> None:
     """One line a model: its name, family and capabilities (see `robustmvc.registry`)."""
     from robustmvc import registry
@@ -262,6 +288,15 @@ def parser() -> argparse.ArgumentParser:
     n.add_argument("--device")
     n.add_argument("--threads", type=int, help="torch threads (default: torch's, all cores)")
     n.set_defaults(func=_detect)
+
+    k = sub.add_parser("notebook", help="execute a notebook with parameters and render it to HTML without code")
+    k.add_argument("notebook", help="the notebook to run (notebooks/*.ipynb)")
+    k.add_argument("executed", help="the executed copy (.ipynb), kept also when a cell fails")
+    k.add_argument("html", help="the rendered page")
+    k.add_argument("--params", default="{}", help="the notebook's parameters as one JSON object")
+    k.add_argument("--template", default="offline", help="nbconvert template (offline: no CDN)")
+    k.add_argument("--template-dir", default="notebooks/templates", help="folder holding --template")
+    k.set_defaults(func=_notebook)
 
     m = sub.add_parser("models", help="list the registered models, their family and capabilities")
     m.set_defaults(func=_models)
