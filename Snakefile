@@ -30,6 +30,9 @@ include: "rules/related.smk"
 include: "rules/report.smk"
 
 
+# The results as well as the rendered report: a fresh clone carries committed reports but no results, and
+# Snakemake does not rebuild a present target for missing intermediates alone.
 rule all:
     input:
         f"{REPORTS}/index.html",
+        f"{R}/metrics/scorecard.json",

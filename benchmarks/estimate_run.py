@@ -9,10 +9,16 @@ is priced at the CPU seconds Snakemake's `benchmark:` recorded for the same job 
 benchmarks/cpu-scale-jobs.tsv), else at the median of its rule among the measured jobs. The wall
 estimate divides the CPU time by the jobs that run at once (cores / threads per job); the last
 jobs of a DAG run alone, so it is a lower bound. `make cpu-scale` prints it before it starts.
+
+`--write-table` saves what was measured as that committed table. Where a run's benchmarks folder is
+gone but its metrics survive (a report's `data/metrics`), `--metrics DIR` takes each training's and
+attack's own seconds from them (`train_seconds`, `seconds`: the job without its interpreter start
+and notebook, so a little under its CPU time on one thread); benchmark files win where both exist.
 """
 import argparse
-import os
 import csv
+import json
+import os
 import re
 import statistics
 import subprocess
@@ -65,6 +71,20 @@ def measured_seconds(folders: list[Path], table: bool = True) -> dict[str, float
     return seconds
 
 
+def metrics_seconds(folder: Path) -> dict[str, float]:
+    """Seconds per job key from a metrics folder: `{dataset}/{model}/clean/seed{s}.json` is the training
+    job, `{dataset}/{model}/{variant}/{protocol}/seed{s}.json` an attack job."""
+    seconds = {}
+    for path in folder.glob("*/*/**/seed*.json"):
+        parts = path.relative_to(folder).with_suffix("").parts
+        record = json.loads(path.read_text())
+        if len(parts) == 4 and parts[2] == "clean" and "train_seconds" in record:
+            seconds[f"02_train/{parts[0]}-{parts[1]}-{parts[3]}"] = float(record["train_seconds"])
+        elif len(parts) == 5 and "seconds" in record:
+            seconds[f"03_attack/{'-'.join(parts)}"] = float(record["seconds"])
+    return seconds
+
+
 def groups_of(key: str) -> list[tuple[str, ...]]:
     """The groups whose median prices an unmeasured job, closest first: its stage (the rule's benchmark
     folder) and dataset, then its stage."""
@@ -99,6 +119,8 @@ def main(argv=None):
     parser.add_argument("--configfile", nargs="+", default=["config/config.yaml"])
     parser.add_argument("--config", nargs="*", default=[], help="KEY=VALUE overrides, as snakemake's")
     parser.add_argument("--measured", nargs="*", type=Path, default=[], help="benchmarks folders of earlier runs")
+    parser.add_argument("--metrics", type=Path, help="a metrics folder whose jobs' own seconds --write-table "
+                        "saves where no benchmark file has them")
     parser.add_argument("--cores", type=int, default=os.cpu_count(), help="default: this machine's")
     parser.add_argument("--write-table", action="store_true",
                         help=f"save the seconds measured in the benchmarks folders to {TABLE.relative_to(ROOT)}")
@@ -117,7 +139,8 @@ def main(argv=None):
     print(f"{len(jobs)} jobs to run; {total / 3600:.1f} CPU-hours; at least {total / at_once / 3600:.1f} h wall "
           f"with {at_once} job(s) at once on {args.cores} cores")
     if args.write_table:
-        measured = measured_seconds([f for f in folders if f.is_dir()], table=False)
+        measured = metrics_seconds(args.metrics) if args.metrics else {}
+        measured.update(measured_seconds([f for f in folders if f.is_dir()], table=False))
         with TABLE.open("w") as f:
             f.write("job\tcpu_s\n")
             f.writelines(f"{key}\t{measured[key]:.1f}\n" for key in sorted(measured))

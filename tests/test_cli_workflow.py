@@ -86,6 +86,19 @@ def test_paper_dag_lists_data_and_training_for_three_public_datasets():
     assert counts["attack"] > 0 and counts["evaluate"] == 1
 
 
+def test_committed_report_without_results_plans_the_whole_run(tmp_path):
+    """A fresh clone carries reports/cpu-scale but no results: the DAG must rebuild them, not call the
+    run done because its rendered index is present."""
+    assert (ROOT / "reports" / "cpu-scale" / "index.html").is_file()
+    jobs = dry_run_jobs("--configfile", "config/config.yaml", "config/cpu-scale.yaml",
+                        "--config", f"results_dir={tmp_path}/r")
+    rules = [rule for rule, _, _ in jobs]
+    cfg = yaml.safe_load((ROOT / "config" / "cpu-scale.yaml").read_text())
+    assert rules.count("prepare_data") == len(cfg["datasets"])
+    assert "evaluate" in rules and "report_index" in rules
+    assert rules.count("train") > len(cfg["seeds_per_model"]) * len(cfg["datasets"])
+
+
 def dry_run_jobs(*args):
     """(rule, inputs, outputs) of each job of a dry run with `args`."""
     run = snakemake("-n", "--cores", "1", *args)

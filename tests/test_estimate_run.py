@@ -42,3 +42,19 @@ def test_a_job_costs_its_measurement_else_the_median_of_its_stage_and_dataset():
     priced = estimate.price(jobs, seconds)
     assert priced["attack"] == [3, 1, 100.0 + 140.0 + 120.0, 0]
     assert priced["evaluate"] == [1, 0, 0.0, 1] and priced["all"] == [1, 0, 0.0, 1]
+
+
+def test_a_metrics_folder_gives_each_training_and_attack_job_its_own_seconds(tmp_path):
+    import json
+
+    runs = {"nf/comvc/clean/seed1.json": {"train_seconds": 33.5, "clean": {"acc": 0.6}},
+            "nf/comvc/gan-both/paper/seed1.json": {"seconds": 61.0},
+            "nf/comvc/pgd/strict/seed0.json": {"seconds": 12.0},
+            "scorecard.json": {"seconds": 5.0},                    # not a job's record
+            "nf/eamc/clean/seed0.json": {"clean": {"acc": 0.5}}}   # no timing: left to the medians
+    for name, record in runs.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(json.dumps(record))
+    assert estimate.metrics_seconds(tmp_path) == {"02_train/nf-comvc-seed1": 33.5,
+                                                  "03_attack/nf-comvc-gan-both-paper-seed1": 61.0,
+                                                  "03_attack/nf-comvc-pgd-strict-seed0": 12.0}
