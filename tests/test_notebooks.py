@@ -27,6 +27,15 @@ def test_every_notebook_has_a_parameters_cell():
     assert all(defaults(nb) for nb in NOTEBOOKS)
 
 
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_papermill_reads_every_parameter_the_cell_assigns(notebook):
+    """A line papermill cannot parse (its help comment holding `=`) makes every run warn "Passed unknown
+    parameter" for a parameter that is in fact injected: noise that reads like a wiring fault."""
+    import papermill
+
+    assert set(papermill.inspect_notebook(str(notebook))) == set(defaults(notebook))
+
+
 def test_every_notebook_is_run_by_a_rule_and_every_rule_runs_a_notebook_that_exists():
     """One notebook per stage (one training notebook for every model): none lies unused beside the rules."""
     named = {m for f in (ROOT / "rules").glob("*.smk") for m in re.findall(r"notebooks/(\w+)\.ipynb", f.read_text())}
