@@ -1,5 +1,6 @@
 """benchmarks/estimate_run.py prices the jobs a dry run lists at the CPU seconds measured for them."""
 import importlib.util
+import json
 
 from conftest import ROOT
 
@@ -45,8 +46,6 @@ def test_a_job_costs_its_measurement_else_the_median_of_its_stage_and_dataset():
 
 
 def test_a_metrics_folder_gives_each_training_and_attack_job_its_own_seconds(tmp_path):
-    import json
-
     runs = {"nf/comvc/clean/seed1.json": {"train_seconds": 33.5, "clean": {"acc": 0.6}},
             "nf/comvc/gan-both/paper/seed1.json": {"seconds": 61.0},
             "nf/comvc/pgd/strict/seed0.json": {"seconds": 12.0},
