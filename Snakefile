@@ -1,9 +1,9 @@
 # robustmvc: the paper's experiment as a DAG of papermill notebooks over the robustmvc package.
 #   snakemake --cores all                                   the paper's experiment (config/config.yaml)
 #   snakemake --cores all --configfile config/demo.yaml     the embedded demo, CPU, minutes
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
-from robustmvc.config import check_model_names, check_renamed
+from robustmvc.config import validate
 
 min_version("9.0")
 
@@ -15,10 +15,9 @@ if not workflow.overwrite_configfiles:
     configfile: "config/config.yaml"
 
 
-check_renamed(config, "the Snakemake config")
-# validate also fills in the schema's defaults, so the rules read every setting as config["a"]["b"]
-validate(config, "config/schema.yaml")
-check_model_names(config, "the Snakemake config")
+# the one reading of the config, as the commands and the notebooks do it: config/schema.yaml, closed at every
+# level; it fills in the schema's defaults, so the rules read every setting as config["a"]["b"]
+validate(config, source="the Snakemake config")
 
 
 include: "rules/common.smk"  # first: the names every stage shares

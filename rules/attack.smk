@@ -13,7 +13,6 @@ EXAMPLES = report(
 
 
 def attack_params(w, input, output, threads):
-    variant = variants.parse(w.variant)
     return notebook_args(
         {
             "data": input.data,
@@ -21,12 +20,7 @@ def attack_params(w, input, output, threads):
             "metrics": output.metrics,
             "generator": output.get("generator"),
             "examples": output.examples,
-            "attack": variant.attack,
-            "objective": variant.objective,
-            "eps": variant.eps,
-            "protocol": w.protocol,
-            "config_files": CONFIGFILES,
-            "device": config["device"],
+            "settings": attack_settings(w.dataset, w.variant, w.protocol, w.seed),
             "threads": threads,
         }
     )
@@ -51,6 +45,7 @@ rule attack:
     resources:
         **TORCH_RESOURCES,
     params:
+        settings=lambda w: config_mod.canonical(attack_settings(w.dataset, w.variant, w.protocol, w.seed)),
         nb=attack_params,
     shell:
         papermill("notebooks/03_attack.ipynb")

@@ -1,12 +1,14 @@
 # What every stage's rules share: the config's lists, the helpers that build notebook commands, the resources
 # of torch jobs, and the runs of each stage that other stages read. Included first by the Snakefile, so the
 # stage files may be included in any order and name nothing of each other.
+import functools
 import json
 import os
 import shlex
 import sys
 from pathlib import Path
 
+from robustmvc import config as config_mod
 from robustmvc import variants
 
 PY = shlex.quote(sys.executable)  # the interpreter snakemake runs in, so tools need not be on PATH
@@ -17,8 +19,8 @@ SEEDS = config["seeds"]
 # An overlay leaves a dataset out by setting it to null; RegDB is left out until its folder is set
 DATASETS = [d for d, e in config["datasets"].items() if e is not None and (d != "regdb" or e["dir"])]
 MODELS = list(config["models"])
+# the files the landing page shows; no job reads them: each is given the values it uses (below)
 CONFIGFILES = [os.path.relpath(f) for f in (workflow.overwrite_configfiles or ["config/config.yaml"])]
-CONFIG_ARGS = " ".join(f"--config {shlex.quote(c)}" for c in CONFIGFILES)
 
 
 wildcard_constraints:
@@ -57,6 +59,24 @@ def _uses_gpu():
 
 
 TORCH_RESOURCES = {"gpu": _uses_gpu(), **config["job_resources"]}
+
+
+# ---- what each job is given: the resolved values it uses, never the config files. A rule holds them in a
+# param that is a function of the wildcards alone (`settings`), as canonical JSON: Snakemake records such
+# params and reruns a job when they change (params computed from input or output paths are not tracked),
+# so a changed value reruns exactly the jobs that use it and what reads their outputs.
+@functools.cache
+def train_settings(model, dataset):
+    """Every setting one training job uses (robustmvc.config.train_job)."""
+    return config_mod.train_job(config, model, dataset)
+
+
+@functools.cache
+def attack_settings(dataset, variant, protocol, seed):
+    """Every setting one attack job uses (robustmvc.config.attack_job), its variant and protocol included."""
+    v = variants.parse(variant)
+    return config_mod.attack_job(config, v.attack, dataset, protocol=protocol, seed=int(seed), eps=v.eps,
+                                 objective=v.objective if v.attack == "gan" else None)
 
 
 def notebook_args(params):

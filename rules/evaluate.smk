@@ -26,6 +26,16 @@ SENSITIVITY_METRICS = (
     else []
 )
 
+def sensitivity_settings(w):
+    """(training, attack) settings of one point of the sweep: the swept model with the point's weights and KL
+    direction, attacked by the paper's attack under the sweep's protocol."""
+    train = config_mod.train_job(config, SENSITIVITY["model"], w.dataset, adv_weight=float(w.lam),
+                                 kl_weight=float(w.gam), kl_direction=w.kl)
+    attack = config_mod.attack_job(config, "gan", w.dataset, objective="both", protocol=SENSITIVITY["protocol"],
+                                   seed=int(w.seed))
+    return train, attack
+
+
 rule sensitivity_point:
     input:
         data=f"{R}/data/{{dataset}}.npz",
@@ -39,18 +49,32 @@ rule sensitivity_point:
     wildcard_constraints:
         kl="paper|code",
     params:
+        train=lambda w: config_mod.canonical(sensitivity_settings(w)[0]),
+        attack=lambda w: config_mod.canonical(sensitivity_settings(w)[1]),
         model=SENSITIVITY["model"],
-        protocol=SENSITIVITY["protocol"],
     threads: TORCH_THREADS
     resources:
         **TORCH_RESOURCES,
     shell:
-        f"({PY} -m robustmvc train --data {{input.data:q}} --model {{params.model}} {CONFIG_ARGS} --threads {{threads}}"
-        " --set adv_weight={wildcards.lam} --set kl_weight={wildcards.gam} --set kl_direction={wildcards.kl}"
-        " --seed {wildcards.seed} --out {output.checkpoint:q}"
-        f" && {PY} -m robustmvc attack --data {{input.data:q}} --checkpoint {{output.checkpoint:q}} {CONFIG_ARGS}"
-        " --threads {threads} --attack gan --objective both --protocol {params.protocol} --out {output.metrics:q})"
-        " > {log:q} 2>&1"
+        f"({PY} -m robustmvc train --data {{input.data:q}} --model {{params.model}} --settings {{params.train:q}}"
+        " --threads {threads} --seed {wildcards.seed} --out {output.checkpoint:q}"
+        f" && {PY} -m robustmvc attack --data {{input.data:q}} --checkpoint {{output.checkpoint:q}} --attack gan"
+        " --settings {params.attack:q} --threads {threads} --out {output.metrics:q}) > {log:q} 2>&1"
+
+
+# what notebook 06 uses besides the files it reads: the evaluation settings and the config the scale summary,
+# the claims and the eps curve's training radius read (robustmvc.claims, robustmvc.tables.training_radius)
+EVALUATE_VALUES = {
+    "scale": EVALUATION["scale"],
+    "tolerance": EVALUATION["tolerance"],
+    "eps_sweep_datasets": SWEEP_DATASETS,
+    "tsne_models": EVALUATION["tsne_models"],
+    "tsne_samples": EVALUATION["tsne_samples"],
+    "sensitivity_dataset": SENSITIVITY["dataset"],
+    "protocols": PROTOCOLS,
+    "precision": config["precision"],
+    "config": {k: config[k] for k in ("device", "datasets", "architecture", "training", "models", "attack", "evaluation")},
+}
 
 
 rule evaluate:
@@ -70,20 +94,14 @@ rule evaluate:
     benchmark:
         f"{R}/benchmarks/06_evaluate/evaluate.tsv"
     params:
+        values=config_mod.canonical(EVALUATE_VALUES),
         nb=lambda w, input, output: notebook_args(
             {
                 "results": R,
                 "table": output.table,
                 "scorecard": output.scorecard,
-                "config_files": CONFIGFILES,
                 "paper_table": "config/paper_table1.yaml",
-                "scale": EVALUATION["scale"],
-                "tolerance": EVALUATION["tolerance"],
-                "eps_sweep_datasets": SWEEP_DATASETS,
-                "tsne_models": EVALUATION["tsne_models"],
-                "tsne_samples": EVALUATION["tsne_samples"],
-                "sensitivity_dataset": SENSITIVITY["dataset"],
-                "protocols": PROTOCOLS,
+                **EVALUATE_VALUES,
             }
         ),
     shell:

@@ -96,6 +96,6 @@ rule related:
     benchmark:
         f"{R}/benchmarks/08_related/related.tsv"
     params:
-        nb=lambda w: notebook_args({"results": R, "config_files": CONFIGFILES, "protocol": RELATED_PROTOCOL}),
+        nb=lambda w: notebook_args({"results": R, "protocol": RELATED_PROTOCOL, "precision": config["precision"]}),
     shell:
         papermill("notebooks/08_related.ipynb")

@@ -11,8 +11,7 @@ def train_params(w, input, output, threads):
             "seed": int(w.seed),
             "checkpoint": output.checkpoint,
             "metrics": output.metrics,
-            "config_files": CONFIGFILES,
-            "device": config["device"],
+            "settings": train_settings(w.model, w.dataset),
             "threads": threads,
         }
     )
@@ -33,6 +32,7 @@ rule train:
     resources:
         **TORCH_RESOURCES,
     params:
+        settings=lambda w: config_mod.canonical(train_settings(w.model, w.dataset)),
         nb=train_params,
     shell:
         papermill("notebooks/02_train.ipynb")

@@ -294,14 +294,14 @@ def test_settings_precedence_and_errors():
            "datasets": {"noisyfashion": {"eps": 0.2}}}
     s = run.resolve_settings("gan", cfg, "noisyfashion", epochs=3)
     assert (s["epochs"], s["beta"], s["eps"], s["objective"]) == (3, 2.0, 0.2, "both")
-    assert run.resolve_settings("gan", {}, "noisymnist")["eps"] == 0.3  # the paper's
-    assert run.resolve_settings("pgd", {}, "noisyfashion")["pgd_step"] == pytest.approx(2.5 * 0.15 / 20)
-    with pytest.raises(ValueError, match="eps"):
-        run.resolve_settings("gan", {}, "regdb")
+    assert run.resolve_settings("pgd", cfg, "noisyfashion")["pgd_step"] == pytest.approx(2.5 * 0.2 / 20)
+    # a dataset without a configured budget is an error naming the key, never the paper's value in silence
+    with pytest.raises(ValueError, match=r"datasets\.noisymnist\.eps"):
+        run.resolve_settings("gan", {}, "noisymnist")
     with pytest.raises(ValueError, match="objective"):
-        run.resolve_settings("gan", {}, "noisymnist", objective="all")
+        run.resolve_settings("gan", cfg, "noisyfashion", objective="all")
     with pytest.raises(ValueError, match="do not apply"):
-        run.resolve_settings("pgd", {}, "noisymnist", objective="com")
+        run.resolve_settings("pgd", cfg, "noisyfashion", objective="com")
 
 
 def test_protocol_splits():
@@ -328,7 +328,7 @@ def test_protocols_name_a_batchnorm_mode_and_old_settings_keep_what_they_were():
 def test_config_sections_cannot_set_the_protocol(key):
     with pytest.raises(ValueError, match=f"attack.{key}. is no longer a setting.*evaluation.protocols"):
         run.resolve_settings("gan", {"attack": {key: "batch"}}, "noisymnist")
-    assert run.resolve_settings("gan", {}, "noisymnist", protocol="strict")["protocol"] == "strict"
+    assert run.resolve_settings("gan", {}, "noisymnist", protocol="strict", eps=0.3)["protocol"] == "strict"
 
 
 # --- predictions under batch statistics -----------------------------------------------------------------

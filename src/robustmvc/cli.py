@@ -36,17 +36,45 @@ def _key_value(item: str):
         raise ValueError(f"--set {item}: {err}") from None
 
 
+def _job(args, given: dict) -> dict | None:
+    """The resolved settings passed whole with --settings (as the DAG does), or None; --settings stands
+    alone, so no setting comes from two places."""
+    import json
+
+    if args.settings is None:
+        return None
+    clash = [flag for flag, value in given.items() if value not in (None, [], False)]
+    if clash:
+        raise ValueError(f"--settings holds every setting of the run; drop {', '.join(clash)} or --settings")
+    try:
+        job = json.loads(args.settings)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"--settings is not a JSON object ({err.msg}); pass the settings as JSON") from None
+    if not isinstance(job, dict):
+        raise ValueError("--settings is not a JSON object; pass the settings as JSON")
+    return job
+
+
+def _config(paths) -> dict:
+    """The config the command's files make, validated with its defaults filled (no files: the defaults)."""
+    from robustmvc import config
+
+    return config.load(*paths) if paths else config.validate({}, complete=False, source="the defaults")
+
+
 def _train(args) -> None:
-    from robustmvc import config, runs
+    from robustmvc import config, data, runs
     from robustmvc.files import check_outputs
 
     check_outputs({"--out": (args.out, (".pt",)), "--metrics": (args.metrics, (".json",))}, {"--data": args.data})
-    cfg = config.load(*args.config) if args.config else {}
-    overrides = dict(_key_value(item) for item in args.set)
-    config.check_training(overrides, "--set")
-    run = runs.train_run(args.data, args.model, args.seed, args.out, cfg, metrics=args.metrics,
-                          device=args.device or cfg.get("device", "auto"), epochs=args.epochs,
-                          overrides=overrides)
+    job = _job(args, {"--config": args.config, "--set": args.set, "--epochs": args.epochs, "--device": args.device})
+    if job is None:
+        overrides = dict(_key_value(item) for item in args.set)
+        if args.epochs is not None:
+            overrides["epochs"] = args.epochs
+        job = config.train_job(_config(args.config), args.model, data.dataset_name(args.data), **overrides)
+        job["device"] = args.device or job["device"]
+    run = runs.train_run(args.data, args.model, args.seed, args.out, job, metrics=args.metrics)
     print(f"wrote {args.out} after {run['seconds']:.0f}s ({run['samples_per_second']:.0f} samples/s); clean eval "
           + " ".join(f"{k}={v:.3f}" for k, v in run["clean"].items()))
 
@@ -77,13 +105,25 @@ def _report(args) -> None:
 
 
 def _attack(args) -> None:
+    from robustmvc import config, data, train
     from robustmvc.runs import attack_files
 
-    rec = attack_files(args.data, args.checkpoint, args.out, attack=args.attack, config=args.config,
-                       generator_out=args.generator_out, examples_out=args.examples_out,
-                       device=args.device or "auto", eps=args.eps, objective=args.objective,
-                       epochs=args.epochs, seed=args.seed, protocol=args.protocol)
-    print(f"wrote {args.out}: {args.attack} eps={rec['settings']['eps']} on {rec['n_eval']} samples "
+    job = _job(args, {"--config": args.config, "--eps": args.eps, "--objective": args.objective,
+                      "--epochs": args.epochs, "--seed": args.seed, "--protocol": args.protocol,
+                      "--device": args.device})
+    if job is None:
+        # the attack's seed is the model's unless given
+        seed = args.seed if args.seed is not None else int(train.load_checkpoint(args.checkpoint)[1].get("seed") or 0)
+        job = config.attack_job(_config(args.config), args.attack, data.dataset_name(args.data), eps=args.eps,
+                                objective=args.objective, epochs=args.epochs, seed=seed,
+                                protocol=args.protocol or "paper")
+        job["device"] = args.device or job["device"]
+    elif job.get("attack") != args.attack:
+        raise ValueError(f"--settings are for the {job.get('attack')} attack, not --attack {args.attack}; "
+                         "pass the attack the settings were resolved for")
+    rec = attack_files(args.data, args.checkpoint, args.out, job, generator_out=args.generator_out,
+                       examples_out=args.examples_out)
+    print(f"wrote {args.out}: {args.attack} eps={rec['settings'].get('eps')} on {rec['n_eval']} samples "
           f"({rec['protocol']} protocol); "
           + " ".join(f"{k} {rec['clean'][k]:.3f}->{rec['attacked'][k]:.3f}" for k in rec["clean"]))
 
@@ -223,6 +263,8 @@ def parser() -> argparse.ArgumentParser:
                    help="project config YAML (training, architecture, models sections); repeat to overlay")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override one setting of the model or its training (e.g. --set adv_weight=10)")
+    t.add_argument("--settings", help="every setting of the run as one JSON object (robustmvc.config.train_job), "
+                                      "instead of --config, --set, --epochs and --device")
     t.add_argument("--metrics", help="also write the clean eval metrics JSON here")
     t.add_argument("--device", help="auto, cpu or cuda (default: config's, else auto)")
     t.add_argument("--threads", type=int, help="torch threads (default: torch's, all cores)")
@@ -253,12 +295,14 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--eps", type=float, help="L-infinity budget (default: datasets.<name>.eps, else the paper's)")
     a.add_argument("--epochs", type=_at_least(1), help="training epochs of the attacker (GAN default 30)")
     a.add_argument("--seed", type=_at_least(0), help="attack seed (default: the checkpoint's)")
-    a.add_argument("--protocol", choices=["paper", "strict"], default="paper",
+    a.add_argument("--protocol", choices=["paper", "strict"],
                    help="paper (default): the target's BatchNorm on the statistics of shuffled batches, the "
                         "attacker fitted and scored on the same samples, as the public code; strict: running "
                         "statistics, fitted on part of the eval half and scored on the rest")
     a.add_argument("--config", action="append",
                    help="project config YAML (attack section, datasets.<name>.eps); repeat to overlay")
+    a.add_argument("--settings", help="every setting of the run as one JSON object (robustmvc.config.attack_job), "
+                                      "instead of --config and the attack's own flags")
     a.add_argument("--generator-out", help="save the trained generators (perturbation network) here (.pt)")
     a.add_argument("--examples-out", help="figure of adversarial examples (.png/.pdf)")
     a.add_argument("--device", help="auto, cpu or cuda (default auto)")

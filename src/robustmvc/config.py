@@ -7,6 +7,7 @@ training key and set model settings; `models.<name>.per_dataset.<dataset>` overr
 from __future__ import annotations
 
 import copy
+import json
 import math
 from pathlib import Path
 
@@ -68,26 +69,67 @@ def load(*paths: str | Path) -> dict:
     return cfg
 
 
-def validate(cfg: dict, complete: bool = True, source: str = "the config") -> None:
-    """Check `cfg` against config/schema.yaml and every model name against the registry.
+def validate(cfg: dict, complete: bool = True, source: str = "the config") -> dict:
+    """Check `cfg` against config/schema.yaml (closed at every level, each model's keys from its
+    constructor) and every model name against the registry, and fill in the schema's defaults, in place.
+    The one reading of a config: the Snakefile, the commands and the notebooks all come through here.
 
     `complete=False` skips the schema's list of required sections: the commands take partial configs
     (`train --config` needs only the sections it reads). The first problem is one sentence that names
-    the key."""
+    the key by its path. Returns `cfg`."""
     import jsonschema
 
     check_renamed(cfg, source)
-    schema = yaml.safe_load(SCHEMA.read_text())
+    check_model_names(cfg, source)
+    schema = full_schema()
     if not complete:
         schema.pop("required", None)
-    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(cfg))
+    error = jsonschema.exceptions.best_match(_filling_validator()(schema).iter_errors(cfg))
     if error is not None:
         key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
         fix = "fix it (see config/schema.yaml)"
         if isinstance(error.instance, str) and _is_number(error.instance):
             fix = "write it as a number YAML reads as one, e.g. 1.0e-4 rather than 1e-4"
         raise ValueError(f"{source}: {key}: {error.message}; {fix}")
-    check_model_names(cfg, source)
+    return cfg
+
+
+def full_schema() -> dict:
+    """config/schema.yaml with `models.<name>` (and its `per_dataset.<dataset>`) closed on that model's own
+    keys: its constructor's keywords (`registry.settings_of`) and the training keys, so a new model states
+    its settings once, in its constructor."""
+    schema = yaml.safe_load(SCHEMA.read_text())
+    models = schema["properties"]["models"]
+    training = {k: {kk: vv for kk, vv in spec.items() if kk != "default"}
+                for k, spec in schema["properties"]["training"]["properties"].items()}
+    datasets = schema["properties"]["datasets"]["propertyNames"]
+    models["properties"] = {}
+    for name in registry.names():
+        own = {**{key: {} for key in registry.settings_of(name)}, **training}
+        per_dataset = {"type": "object", "propertyNames": datasets,
+                       "additionalProperties": {"type": ["object", "null"], "additionalProperties": False,
+                                                "properties": own}}
+        models["properties"][name] = {"type": ["object", "null"], "additionalProperties": False,
+                                      "properties": {**own, "per_dataset": per_dataset}}
+    return schema
+
+
+def _filling_validator():
+    """A Draft 2020-12 validator that also sets each absent property that has a `default` (as Snakemake's
+    `validate` does), so the rules and the jobs read every setting as cfg["a"]["b"]."""
+    import jsonschema
+
+    base = jsonschema.Draft202012Validator
+    check_properties = base.VALIDATORS["properties"]
+
+    def properties(validator, props, instance, schema):
+        if isinstance(instance, dict):
+            for key, spec in props.items():
+                if isinstance(spec, dict) and "default" in spec and key not in instance:
+                    instance[key] = copy.deepcopy(spec["default"])
+        yield from check_properties(validator, props, instance, schema)
+
+    return jsonschema.validators.extend(base, {"properties": properties})
 
 
 def _is_number(text: str) -> bool:
@@ -141,6 +183,58 @@ def parse_value(text: str):
 def check_training(train: dict, source: str) -> None:
     """Resolved training settings (after command-line overrides) against the schema's `training` section."""
     validate({"training": {k: v for k, v in train.items() if k in TRAIN_KEYS}}, complete=False, source=source)
+
+
+# what every torch job is given besides its own settings
+RUNTIME_KEYS = ("device", "precision", "deterministic")
+
+
+def runtime(cfg: dict) -> dict:
+    """The device, precision and determinism a job runs with, from a validated config."""
+    return {key: cfg[key] for key in RUNTIME_KEYS}
+
+
+def canonical(job: dict) -> str:
+    """A job's settings as one JSON text with sorted keys: what a rule's params hold, so Snakemake reruns the
+    job exactly when a value it uses changes, whatever the order or the files the values came from."""
+    return json.dumps(job, sort_keys=True)
+
+
+def train_job(cfg: dict, model: str, dataset: str, **overrides) -> dict:
+    """Every setting one training run of `model` on `dataset` uses, from a validated config: `model` (its
+    constructor's keywords), `training` (epochs, batch size, ...) and the runtime. `overrides` replace single
+    values (training keys go to training, the rest to the model), e.g. a sensitivity point's weights."""
+    settings, train = resolve(cfg, model, dataset)
+    for key, value in overrides.items():
+        (train if key in TRAIN_KEYS else settings)[key] = value
+    job = {"model": settings, "training": train, **runtime(cfg)}
+    check_train_job(job, model)
+    return job
+
+
+def check_train_job(job: dict, model: str, source: str = "the training settings") -> None:
+    """A training job's settings, however they came (the DAG, a notebook run by hand, the command line),
+    through the same schema as the config: every key known to `model`, none missing."""
+    missing = [k for k in ("model", "training", *RUNTIME_KEYS) if k not in job]
+    missing += [f"training.{k}" for k in TRAIN_KEYS if k not in (job.get("training") or {})]
+    if missing:
+        raise ValueError(f"{source} lack {', '.join(missing)}; pass every setting "
+                         "(robustmvc.config.train_job resolves them from a config)")
+    unknown = sorted(set(job) - {"model", "training", *RUNTIME_KEYS})
+    if unknown:
+        raise ValueError(f"{source}: unknown key(s) {', '.join(unknown)}; the keys are model, training, "
+                         f"{', '.join(RUNTIME_KEYS)}")
+    validate({"models": {model: {**job["model"], **job["training"]}}, **{k: job[k] for k in RUNTIME_KEYS}},
+             complete=False, source=source)
+
+
+def attack_job(cfg: dict, attack: str, dataset: str, **overrides) -> dict:
+    """Every setting one attack run uses, from a validated config: `attack`, its resolved `settings`
+    (robustmvc.attacks.run.resolve_settings: its config section, the dataset's budget, the per-run
+    `overrides` such as protocol, objective, eps and seed) and the runtime."""
+    from robustmvc.attacks.run import resolve_settings  # torch: only where attack settings are resolved
+
+    return {"attack": attack, "settings": resolve_settings(attack, cfg, dataset, **overrides), **runtime(cfg)}
 
 
 def resolve(cfg: dict, model: str, dataset: str | None = None) -> tuple[dict, dict]:

@@ -77,25 +77,46 @@ def git_state() -> tuple[str, bool]:
     return commit, bool(dirty)
 
 
-def runtime(device: str = "cpu", config_files=()) -> dict:
+def check_parameters(namespace: dict, declared, required=()) -> None:
+    """Refuse a notebook run whose parameters are not the notebook's: a name its parameters cell does not
+    define (a misspelt `chekpoint` would otherwise leave the default and write to the scratch folder), or a
+    required one left None. `declared`: the names defined when the parameters cell ended (its last line
+    records them); what papermill injected after it, or a hand edit, is new."""
+    try:
+        from IPython import get_ipython
+
+        hidden = set(getattr(get_ipython(), "user_ns_hidden", {}) or {})
+    except ImportError:
+        hidden = set()
+    names = [k for k in declared if k not in hidden and k != "PARAMETERS"]
+    unknown = sorted(k for k in namespace if k not in declared and k not in hidden and k != "PARAMETERS"
+                     and not k.startswith("_"))
+    if unknown:
+        raise ValueError(f"unknown notebook parameter(s) {', '.join(unknown)}; this notebook takes "
+                         f"{', '.join(names)}: fix the name")
+    missing = [k for k in required if namespace.get(k) is None]
+    if missing:
+        raise ValueError(f"notebook parameter(s) {', '.join(missing)} missing (None); pass them, e.g. with "
+                         f"papermill -y '{{\"{missing[0]}\": ...}}'")
+
+
+def runtime(device: str = "cpu", precision: str = "fp32") -> dict:
     """Where and from what the page's computation ran: the code's commit (and whether the tree had
-    uncommitted changes), the resolved device, torch's thread count and the precision (the config's
-    `precision` resolved for the device, else fp32)."""
+    uncommitted changes), the resolved device, torch's thread count and the precision (the run's
+    `precision` resolved for the device)."""
     # imported here, not at module level: the report writer reads this module's page helpers and
     # must not load torch (seconds) for them
     import torch
 
-    from robustmvc import config as config_mod
     from robustmvc.device import resolve_device, resolve_precision
 
-    cfg = config_mod.load(*config_files) if config_files else {}
     commit, dirty = git_state()
     dev = resolve_device(device)
     return {"commit": commit, "dirty": dirty, "device": str(dev), "threads": torch.get_num_threads(),
-            "precision": resolve_precision(cfg.get("precision") or "fp32", dev), "torch": torch.__version__}
+            "precision": resolve_precision(precision, dev), "torch": torch.__version__}
 
 
-def setup(device: str = "cpu", config_files=()) -> None:
+def setup(device: str = "cpu", precision: str = "fp32") -> None:
     """Page defaults for a notebook: 3-decimal floats in tables, the report's plot style, figures
     with alt text, log lines as plain output (not stderr boxes), and the runtime record shown once
     (a hidden element the report index moves into the page header)."""
@@ -114,5 +135,5 @@ def setup(device: str = "cpu", config_files=()) -> None:
         shell.display_formatter.formatters["image/png"].for_type(Figure, _png_with_alt)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stdout,
                         force=True)
-    record = html.escape(json.dumps(runtime(device, config_files)), quote=True)
+    record = html.escape(json.dumps(runtime(device, precision)), quote=True)
     display(HTML(f"<div class='{RUNTIME_CLASS}' hidden data-runtime=\"{record}\"></div>"))

@@ -61,10 +61,9 @@ def entry(name: str) -> Entry:
     return MODELS[name]
 
 
-def build(name: str, view_shapes, n_clusters: int, **settings):
-    """A fresh model `name` for views of `view_shapes` and `n_clusters` clusters; `settings` are its
-    constructor's keywords (a defense's: its own plus `backbone`, `backbone_settings`, `encoder_width`)."""
-    # imported on first build, not at module level: the tables, the report and the Snakefile read
+def _classes() -> dict:
+    """Each model's class (a defense: the class wrapped around its backbone)."""
+    # imported on first use, not at module level: the tables, the report and the Snakefile read
     # names and capabilities here without loading torch and every model (several seconds)
     from robustmvc.defenses.adversarial import AdversarialTraining
     from robustmvc.defenses.alrdc import ALRDC
@@ -76,25 +75,47 @@ def build(name: str, view_shapes, n_clusters: int, **settings):
     from robustmvc.models.sem import SEM
     from robustmvc.models.simvc import SiMVC
 
+    return {"eamc": EAMC, "simvc": SiMVC, "comvc": CoMVC, "multivae": MultiVAE, "aecoddc": AECoDDC,
+            "infoddc": InfoDDC, "sem": SEM, "ardmvc": AdversarialTraining, "ardmvc-am": AdversarialTraining,
+            "alrdc": ALRDC}
+
+
+# what a defense's constructor takes that is no setting (build passes them), and the settings `build` takes for it
+_BUILT = {"view_shapes", "n_clusters", "backbone"}
+DEFENSE_SETTINGS = ("backbone", "backbone_settings", "encoder_width")
+
+
+def settings_of(name: str) -> tuple[str, ...]:
+    """The settings model `name` takes: its constructor's keywords (a defense's, plus its backbone's choice,
+    the backbone's settings and the encoder width). The config schema lists these and no others."""
+    import inspect
+
     entry(name)
+    params = [p for p in inspect.signature(_classes()[name]).parameters if p not in _BUILT]
+    return tuple(params) + (DEFENSE_SETTINGS if MODELS[name].defense else ())
+
+
+def build(name: str, view_shapes, n_clusters: int, **settings):
+    """A fresh model `name` for views of `view_shapes` and `n_clusters` clusters; `settings` are its
+    constructor's keywords (a defense's: its own plus `backbone`, `backbone_settings`, `encoder_width`)."""
+    entry(name)
+    cls = _classes()[name]
     if MODELS[name].defense:
         backbone_name = settings.pop("backbone", "comvc")
         backbone_settings = settings.pop("backbone_settings", None) or {}
         encoder_width = settings.pop("encoder_width", 64)
-    baselines = {"eamc": EAMC, "simvc": SiMVC, "comvc": CoMVC, "multivae": MultiVAE, "aecoddc": AECoDDC,
-                 "infoddc": InfoDDC, "sem": SEM}
     try:
-        if name in baselines:
-            return baselines[name](view_shapes, n_clusters, **settings)
+        if not MODELS[name].defense:
+            return cls(view_shapes, n_clusters, **settings)
         if name in ("ardmvc", "ardmvc-am"):
             # AR-DMVC is AR-DMVC-AM without the mitigator (kl_weight 0)
             if name == "ardmvc" and settings.get("kl_weight", 0):
                 raise ValueError("ardmvc is AR-DMVC without the mitigator (kl_weight 0); use ardmvc-am for a KL term")
             settings.setdefault("kl_weight", 0.1 if name == "ardmvc-am" else 0.0)
             backbone = _backbone(name, backbone_name, view_shapes, n_clusters, encoder_width, backbone_settings)
-            return AdversarialTraining(backbone, **settings)
+            return cls(backbone, **settings)
         backbone = _backbone(name, backbone_name, view_shapes, n_clusters, encoder_width, backbone_settings)
-        return ALRDC(backbone, view_shapes, **settings)
+        return cls(backbone, view_shapes, **settings)
     except TypeError as err:
         raise ValueError(f"bad settings for model {name!r}: {err}") from err
 

@@ -22,7 +22,7 @@ from robustmvc import config as config_mod
 from robustmvc import data as data_mod
 from robustmvc import detect, registry
 from robustmvc.attacks import embedding, gan
-from robustmvc.attacks.run import AttackResult, resolve_settings, run, split
+from robustmvc.attacks.run import AttackResult, check_attack_settings, run, split
 from robustmvc.attacks.transfer import transfer_scores
 from robustmvc.device import resolve_device, resolve_precision, seed_everything, to_tensors
 from robustmvc.evaluate import evaluate
@@ -30,27 +30,20 @@ from robustmvc.files import check_outputs, load_module_file, together, write_jso
 from robustmvc.train import load_checkpoint, save_checkpoint, train
 
 
-def train_run(data_path: str | Path, model_name: str, seed: int, checkpoint: str | Path,
-              cfg: dict | None = None, metrics: str | Path | None = None, device: str = "auto",
-              epochs: int | None = None, overrides: dict | None = None, progress: bool = True) -> dict:
-    """One training run as the workflow does it: resolve settings for (model, dataset), train on the
-    train half, save the checkpoint, score the eval half (and write the metrics JSON if asked).
-    The config's `precision` (default fp32) and `deterministic` (default false) apply.
+def train_run(data_path: str | Path, model_name: str, seed: int, checkpoint: str | Path, job: dict,
+              metrics: str | Path | None = None, progress: bool = True) -> dict:
+    """One training run as the workflow does it: train `model_name` with the resolved settings `job`
+    (`config.train_job`: model, training, device, precision, deterministic) on the train half, save the
+    checkpoint, score the eval half (and write the metrics JSON if asked).
 
-    `overrides` replace single resolved values (training keys go to training, the rest to the model).
     Returns a dict with the model, its settings, history, seconds and clean scores.
     """
     ds = data_mod.load(data_path)
     dataset = ds.meta.get("dataset")
-    settings, tcfg = config_mod.resolve(cfg or {}, model_name, dataset)
-    for key, value in (overrides or {}).items():
-        (tcfg if key in config_mod.TRAIN_KEYS else settings)[key] = value
-    if epochs is not None:
-        tcfg["epochs"] = epochs
-    tcfg["seed"] = seed
-    cfg = cfg or {}
-    dev = resolve_device(device, bool(cfg.get("deterministic", False)))
-    precision = resolve_precision(cfg.get("precision", "fp32"), dev)
+    config_mod.check_train_job(job, model_name)
+    settings, tcfg = dict(job["model"]), dict(job["training"], seed=seed)
+    dev = resolve_device(job["device"], job["deterministic"])
+    precision = resolve_precision(job["precision"], dev)
     seed_everything(seed)
     model = registry.build(model_name, ds.view_shapes, ds.n_clusters, **settings).to(dev)
     start = time.perf_counter()
@@ -118,33 +111,30 @@ def load_attacker(path: str | Path, device="cpu") -> tuple[torch.nn.Module, dict
     return perturber, meta
 
 
-def attack_files(data: str | Path, checkpoint: str | Path, out: str | Path, *, attack: str = "gan",
-                 config: str | Path | list | dict | None = None, generator_out: str | Path | None = None,
-                 examples_out: str | Path | None = None, device: str = "auto", progress: bool = True,
-                 n_examples: int = 5, **overrides) -> dict:
-    """Attack the checkpoint on the dataset's eval half and write the metrics JSON to `out`
-    (whole or not at all); optionally the generators (`generator_out`, GAN only) and a figure of
-    adversarial examples (`examples_out`). `config` is a config dict, a YAML path or a list of
-    paths (later ones override). `overrides` are attack settings (eps, objective,
-    epochs, protocol, seed, ...); the seed defaults to the model's. The config's `precision` (default fp32)
-    and `deterministic` (default false) apply."""
+def attack_files(data: str | Path, checkpoint: str | Path, out: str | Path, job: dict, *,
+                 generator_out: str | Path | None = None, examples_out: str | Path | None = None,
+                 progress: bool = True, n_examples: int = 5) -> dict:
+    """Attack the checkpoint on the dataset's eval half with the resolved settings `job`
+    (`config.attack_job`: attack, settings, device, precision, deterministic) and write the metrics JSON to
+    `out` (whole or not at all); optionally the generators (`generator_out`, fitted attacks only) and a
+    figure of adversarial examples (`examples_out`)."""
     check_outputs({"--out": (out, (".json",)), "--generator-out": (generator_out, (".pt",)),
                    "--examples-out": (examples_out, (".png", ".pdf", ".svg"))},
                   {"--data": data, "--checkpoint": checkpoint})
-    if isinstance(config, (str, Path)):
-        config = [config]
-    cfg = config_mod.load(*config) if isinstance(config, (list, tuple)) else (config or {})
-    dev = resolve_device(device, bool(cfg.get("deterministic", False)))
-    precision = resolve_precision(cfg.get("precision", "fp32"), dev)
+    missing = [k for k in ("attack", "settings", *config_mod.RUNTIME_KEYS) if k not in job]
+    if missing:
+        raise ValueError(f"the attack settings lack {', '.join(missing)}; pass every setting "
+                         "(robustmvc.config.attack_job resolves them from a config)")
+    attack = job["attack"]
+    settings = check_attack_settings(attack, job["settings"])
+    dev = resolve_device(job["device"], job["deterministic"])
+    precision = resolve_precision(job["precision"], dev)
     ds = data_mod.load(data)
     model, meta = load_checkpoint(checkpoint, dev)
     if [list(s) for s in ds.view_shapes] != [list(s) for s in meta["view_shapes"]]:
         raise ValueError(f"{checkpoint} was trained on views {meta['view_shapes']}, {data} has "
                          f"{ds.view_shapes}; attack it on the dataset it was trained on")
     dataset = ds.meta.get("dataset") or meta.get("dataset")
-    if overrides.get("seed") is None:
-        overrides["seed"] = int(meta.get("seed") or 0)
-    settings = resolve_settings(attack, cfg, dataset, **overrides)
     views, labels = ds.part("eval")
     result = run(model, views, labels, settings, attack, dev, progress, precision)
     record = {"dataset": dataset, "model": meta["model"], "seed": meta.get("seed"), "attack": attack,

@@ -84,8 +84,8 @@ def split(n: int, protocol: str, fraction: float = 0.5, seed: int = 0) -> tuple[
 def resolve_settings(attack: str = "gan", cfg: dict | None = None, dataset: str | None = None,
                      **overrides) -> dict:
     """The attack's settings: code defaults < its config section (`attack:` for gan and pgd,
-    `blackbox:` for blackbox and whitebox, `embedding_attack:`) < `datasets.<dataset>.eps` (else the
-    paper's eps for the dataset; not for the embedding attack, bounded in h) < explicit overrides
+    `blackbox:` for blackbox and whitebox, `embedding_attack:`) < `datasets.<dataset>.eps` (not for the
+    embedding attack, bounded in h) < explicit overrides
     (None = not given). The protocol is not a section setting: it is named per run (the DAG runs every
     protocol of `evaluation.protocols`), so a section that sets it, or the BatchNorm mode it implies,
     is an error."""
@@ -103,8 +103,7 @@ def resolve_settings(attack: str = "gan", cfg: dict | None = None, dataset: str 
     settings = dict(defaults)
     settings.update({k: v for k, v in section.items() if k in defaults and v is not None})
     if "eps" in defaults:
-        eps = ((cfg.get("datasets") or {}).get(dataset) or {}).get("eps") if dataset else None
-        settings["eps"] = eps if eps is not None else gan.PAPER_EPS.get(dataset)
+        settings["eps"] = ((cfg.get("datasets") or {}).get(dataset) or {}).get("eps") if dataset else None
     unknown = sorted(k for k, v in overrides.items() if v is not None and k not in defaults)
     if unknown:
         raise ValueError(f"settings {unknown} do not apply to the {attack} attack")
@@ -115,6 +114,22 @@ def resolve_settings(attack: str = "gan", cfg: dict | None = None, dataset: str 
         raise ValueError(f"no attack budget for dataset {dataset!r}: set `datasets.{dataset}.eps` in the "
                          "config or pass --eps")
     return check(settings)
+
+
+def check_attack_settings(attack: str, settings: dict) -> dict:
+    """Settings a job was given (`resolve_settings`' result, passed on by the DAG or by hand): every key of
+    the attack's present and none other, then validated. A missing key is an error, not a default."""
+    if attack not in ATTACKS:
+        raise ValueError(f"unknown attack {attack!r}; choose one of {', '.join(ATTACKS)}")
+    defaults, section, check = SETTINGS[attack]
+    expected = set(defaults) | ({"gradient"} if attack in ("blackbox", "whitebox") else set())
+    missing, unknown = sorted(expected - set(settings)), sorted(set(settings) - expected)
+    if missing or unknown:
+        raise ValueError(f"the {attack} attack's settings " + "; ".join(
+            part for part in (f"lack {', '.join(missing)}" if missing else "",
+                              f"hold unknown {', '.join(unknown)}" if unknown else "") if part)
+            + f"; pass every setting of the `{section}` section (robustmvc.config.attack_job resolves them)")
+    return check(dict(settings))
 
 
 def _check_pgd(s: dict) -> dict:

@@ -6,7 +6,7 @@ import logging
 import numpy as np
 
 from robustmvc.data import builders
-from robustmvc.data.store import MultiViewData, load, save
+from robustmvc.data.store import MultiViewData, dataset_name, load, save
 
 log = logging.getLogger(__name__)
 
@@ -82,4 +82,4 @@ def build(name: str, raw_dir=None, max_samples: int | None = None, seed: int = b
     return MultiViewData([v[keep] for v in all_views], labels[keep], train_idx, eval_idx, meta)
 
 
-__all__ = ["DATASETS", "MIN_SAMPLES", "MultiViewData", "build", "load", "save", "paper_split", "stratified_subset"]
+__all__ = ["DATASETS", "MIN_SAMPLES", "MultiViewData", "build", "dataset_name", "load", "save", "paper_split", "stratified_subset"]

@@ -55,6 +55,18 @@ def save(path: str | Path, data: MultiViewData) -> None:
                 np.savez(f, **arrays)
 
 
+def dataset_name(path: str | Path) -> str | None:
+    """The name of the dataset in a dataset file, read without loading its views (the commands resolve the
+    settings of a run from it before the run loads the file)."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            if "meta_json" in npz.files:
+                return json.loads(str(npz["meta_json"])).get("dataset")
+    except Exception:  # a missing or damaged file: `load` says what is wrong with it
+        pass
+    return load(path).meta.get("dataset")
+
+
 def load(path: str | Path) -> MultiViewData:
     """Read a dataset file and check it: its keys, dtypes, shapes, finite pixels in [0, 1], labels
     0..K-1 with K >= 2 classes, disjoint non-empty split indices, and its meta (inside the file, or the
