@@ -174,6 +174,32 @@ def attack(*more, config=lambda g, c: g["config"]):
                          str(c / "a.json"), "--epochs", "1", "--config", str(config(g, c)), *CPU, *more]
 
 
+def notebook(name, params):
+    """A notebook run with `params`; its executed copy and page go to a folder of their own (a failing run
+    keeps its executed copy, which is no file the row may change)."""
+    import json
+    import tempfile
+
+    def argv(g, c):
+        out = Path(tempfile.mkdtemp(prefix="nb-"))
+        return ["notebook", str(ROOT / "notebooks" / f"{name}.ipynb"), str(out / "run.ipynb"), str(out / "run.html"),
+                "--template-dir", str(ROOT / "notebooks" / "templates"), "--params", json.dumps(params)]
+    return argv
+
+
+def train_settings(**drop_or_set):
+    """A train command given its whole settings as --settings JSON, with keys of `training` set or dropped (None)."""
+    import json
+
+    training = {"epochs": 1, "batch_size": 50, "lr": 1e-3, "pretrain_epochs": 0}
+    for key, value in drop_or_set.items():
+        training.pop(key) if value is None else training.update({key: value})
+    job = {"model": {"encoder_width": 4}, "training": training, "device": "cpu", "precision": "fp32",
+           "deterministic": False}
+    return lambda g, c: ["train", "--data", str(g["data"]), "--model", "comvc", "--out", str(c / "s.pt"),
+                         "--settings", json.dumps(job)]
+
+
 GOOD_DATA = lambda g, c: g["data"]  # noqa: E731
 
 # (id, argv builder (good files, case folder) -> argv, a word the error must contain)
@@ -256,6 +282,13 @@ CASES = [
                                               "--generator", str(g["ckpt"]), "--out", str(c / "d.json")],
      "attack --generator-out"),
     ("regdb-without-folder", lambda g, c: ["data", "build", "regdb", "--out", str(c / "r.npz")], "datasets.regdb.dir"),
+    # notebooks take the parameters their parameters cell defines, and the required ones
+    ("notebook-misspelt-parameter", notebook("02_train", {"chekpoint": "x.pt"}), "unknown notebook parameter(s) chekpoint"),
+    ("notebook-missing-settings", notebook("03_attack", {"threads": 1}), "settings missing"),
+    # a run given its whole settings gets every one, from one place
+    ("train-settings-missing-a-key", train_settings(batch_size=None), "training.batch_size"),
+    ("train-settings-unknown-key", train_settings(epoch=3), "'epoch' was unexpected"),
+    ("train-settings-and-config", lambda g, c: train_settings()(g, c) + ["--config", str(g["config"])], "drop --config"),
 ]
 
 

@@ -75,6 +75,39 @@ def test_snakemake_report_collects_the_captioned_outputs(demo_run, tmp_path):
     assert sum(n.endswith(".png") for n in names) >= 10  # one adversarial-example figure per attack run
 
 
+def planned_jobs(results, reports) -> dict[str, int]:
+    """Jobs a dry run of the demo plans, by rule (Snakemake's job stats), for the finished demo_run."""
+    run = snakemake("-n", "--cores", "1", "--configfile", *demo_configfiles(results), "--config",
+                    f"results_dir={results}", f"report_dir={reports}")
+    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    stats = re.search(r"Job stats:\njob\s+count\n[-\s]+\n(.*?)\ntotal", run.stdout, re.S)
+    return {} if stats is None else {line.split()[0]: int(line.split()[1]) for line in stats.group(1).splitlines()}
+
+
+def test_a_changed_setting_reruns_exactly_the_jobs_that_use_it(demo_run):
+    """Jobs are given the values they use, so a finished DAG plans nothing; a comment changes no value; the
+    attack's epochs rerun the runs of the GAN attack (the ablation, the eps sweep and the sensitivity sweep's
+    included, never PGD, the black-box or the embedding attack, which have their own settings) and what reads
+    them, and no training. The overlay is edited in place: the list of config files stays the same."""
+    results, reports = demo_run
+    overlay = Path(demo_configfiles(results)[1])
+    original = overlay.read_text()
+    assert planned_jobs(results, reports) == {}
+    try:
+        overlay.write_text(original + "# a comment changes no value\n")
+        assert planned_jobs(results, reports) == {}
+        overlay.write_text(original.replace("attack:\n  epochs: 2\n", "attack:\n  epochs: 1\n"))
+        jobs = planned_jobs(results, reports)
+    finally:
+        overlay.write_text(original)
+    gan_runs = len(list((results / "metrics").glob("demo/*/gan-*/*/seed*.json")))
+    sensitivity_points = len(list((results / "sensitivity").glob("demo/*/seed*.json")))
+    assert gan_runs > 0 and sensitivity_points > 0
+    # the consumers: the transfer table and the detection of the paper's attack read its generators; the
+    # tables and the index read every metrics file
+    assert jobs == {"attack": gan_runs, "sensitivity_point": sensitivity_points, "detect": 1, "transfer": 1,
+                    "evaluate": 1, "related": 1, "report_index": 1, "all": 1}
+
 
 BASELINES = ["eamc", "simvc", "comvc", "multivae", "aecoddc", "infoddc", "sem"]
 

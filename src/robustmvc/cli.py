@@ -178,9 +178,11 @@ def _notebook(args) -> None:
 
     from robustmvc.files import atomic_path
 
+    # the notebook refuses an unknown parameter itself (pages.check_parameters), in one sentence
+    logging.getLogger("papermill").setLevel(logging.ERROR)
     try:
         papermill.execute_notebook(args.notebook, args.executed, parameters=json.loads(args.params),
-                                   kernel_name="python3", cwd=".")
+                                   kernel_name="python3", cwd=".", progress_bar=False)
     except papermill.PapermillExecutionError as err:
         raise RuntimeError(f"{args.notebook} failed in cell {err.exec_count}: {err.ename}: {err.evalue} "
                            f"(the executed copy, with the traceback, is {args.executed})") from err

@@ -81,23 +81,29 @@ def check_parameters(namespace: dict, declared, required=()) -> None:
     """Refuse a notebook run whose parameters are not the notebook's: a name its parameters cell does not
     define (a misspelt `chekpoint` would otherwise leave the default and write to the scratch folder), or a
     required one left None. `declared`: the names defined when the parameters cell ended (its last line
-    records them); what papermill injected after it, or a hand edit, is new."""
-    try:
+    records them). Parameters are JSON values, so the modules and functions the notebook imported since
+    are not counted."""
+    try:  # the names IPython defines (In, Out, exit, ...) are no parameters
         from IPython import get_ipython
 
-        hidden = set(getattr(get_ipython(), "user_ns_hidden", {}) or {})
+        hidden = set(getattr(get_ipython(), "user_ns_hidden", None) or ())
     except ImportError:
         hidden = set()
-    names = [k for k in declared if k not in hidden and k != "PARAMETERS"]
-    unknown = sorted(k for k in namespace if k not in declared and k not in hidden and k != "PARAMETERS"
-                     and not k.startswith("_"))
+    declared = set(declared) - hidden
+    names = sorted(k for k in declared if isinstance(namespace.get(k), _PARAMETER_TYPES))
+    unknown = sorted(
+        k for k, v in namespace.items()
+        if k not in declared | hidden and k != "PARAMETERS" and not k.startswith("_") and isinstance(v, _PARAMETER_TYPES))
     if unknown:
         raise ValueError(f"unknown notebook parameter(s) {', '.join(unknown)}; this notebook takes "
                          f"{', '.join(names)}: fix the name")
     missing = [k for k in required if namespace.get(k) is None]
     if missing:
-        raise ValueError(f"notebook parameter(s) {', '.join(missing)} missing (None); pass them, e.g. with "
+        raise ValueError(f"notebook parameter(s) {', '.join(missing)} missing (None); pass them, e.g. "
                          f"papermill -y '{{\"{missing[0]}\": ...}}'")
+
+
+_PARAMETER_TYPES = (str, int, float, bool, list, dict, type(None))  # what papermill can inject
 
 
 def runtime(device: str = "cpu", precision: str = "fp32") -> dict:
