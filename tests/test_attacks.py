@@ -7,6 +7,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from robustmvc import protocols
 from robustmvc import cli, registry, runs, train
 from robustmvc.device import seed_everything, to_tensors
 from robustmvc.attacks import gan, pgd, run
@@ -142,7 +143,7 @@ def test_attack_losses_match_direct_computation():
 def test_objective_selects_terms():
     model = tiny_model()
     views = [torch.rand(4, 1, 28, 28) for _ in range(2)]
-    with gan.frozen_target(model):
+    with protocols.frozen_target(model):
         a, b = model(views), model([v.flip(0) for v in views])
     assert set(gan.adversarial_terms(a, b, "both")) == {"adv_com", "adv_con"}
     assert set(gan.adversarial_terms(a, b, "com")) == {"adv_com"}
@@ -173,9 +174,9 @@ def test_batch_mode_normalises_by_the_batch_and_restores_running_stats():
     model = tiny_model()
     x = [torch.rand(8, 1, 28, 28) for _ in range(2)]
     before = snapshot(model)
-    with gan.frozen_target(model, "eval"):
+    with protocols.frozen_target(model, "eval"):
         eval_h = model(x).h
-    with gan.frozen_target(model, "batch"):
+    with protocols.frozen_target(model, "batch"):
         batch_h = model(x).h
         half_h = model([v[:4] for v in x]).h
         assert not model.training
@@ -196,7 +197,7 @@ def test_pgd_increases_its_objective_within_ball_and_box():
     start = pgd.pgd(model, views, pgd.probs_kl, eps, step=0.02, steps=0, generator=gen)  # random start only
     gen = torch.Generator().manual_seed(0)
     adv = pgd.pgd(model, views, pgd.probs_kl, eps, step=0.02, steps=10, generator=gen)
-    with torch.no_grad(), gan.frozen_target(model):
+    with torch.no_grad(), protocols.frozen_target(model):
         assert pgd.probs_kl(model, views, adv) > 2 * pgd.probs_kl(model, views, start)
         assert pgd.probs_sq(model, views, adv) > pgd.probs_sq(model, views, views)
     for x, a in zip(views, adv):
@@ -305,23 +306,23 @@ def test_settings_precedence_and_errors():
 
 
 def test_protocol_splits():
-    fit, score = run.split(10, "paper")
+    fit, score = protocols.split(10, "paper")
     assert np.array_equal(fit, score) and len(fit) == 10
-    fit, score = run.split(11, "strict", 0.5, seed=3)
+    fit, score = protocols.split(11, "strict", 0.5, seed=3)
     assert len(np.intersect1d(fit, score)) == 0 and np.array_equal(np.sort(np.r_[fit, score]), np.arange(11))
-    assert np.array_equal(run.split(11, "strict", 0.5, seed=3)[0], fit)  # seeded
+    assert np.array_equal(protocols.split(11, "strict", 0.5, seed=3)[0], fit)  # seeded
     with pytest.raises(ValueError, match="heldout.*is now .strict"):
-        run.split(11, "heldout")
+        protocols.split(11, "heldout")
 
 
 def test_protocols_name_a_batchnorm_mode_and_old_settings_keep_what_they_were():
-    assert gan.batchnorm_of({"protocol": "paper"}) == "batch" and gan.batchnorm_of({"protocol": "strict"}) == "eval"
-    assert gan.protocol_name({"protocol": "strict"}) == "strict" and gan.protocol_name({}) == "paper"
+    assert protocols.batchnorm_of({"protocol": "paper"}) == "batch" and protocols.batchnorm_of({"protocol": "strict"}) == "eval"
+    assert protocols.protocol_name({"protocol": "strict"}) == "strict" and protocols.protocol_name({}) == "paper"
     # files written before the protocols were named
-    assert gan.protocol_name({"protocol": "paper", "target_batchnorm": "batch"}) == "paper"
-    assert gan.protocol_name({"protocol": "heldout", "target_batchnorm": "eval"}) == "strict"
-    assert gan.protocol_name({"protocol": "paper", "target_batchnorm": "eval"}) == "paper-running-bn"  # old default
-    assert gan.protocol_name({"protocol": "heldout", "target_batchnorm": "batch"}) == "strict-batch-bn"
+    assert protocols.protocol_name({"protocol": "paper", "target_batchnorm": "batch"}) == "paper"
+    assert protocols.protocol_name({"protocol": "heldout", "target_batchnorm": "eval"}) == "strict"
+    assert protocols.protocol_name({"protocol": "paper", "target_batchnorm": "eval"}) == "paper-running-bn"  # old default
+    assert protocols.protocol_name({"protocol": "heldout", "target_batchnorm": "batch"}) == "strict-batch-bn"
 
 
 @pytest.mark.parametrize("key", ["protocol", "target_batchnorm"])
@@ -347,8 +348,8 @@ def test_fitted_clustering_is_fitted_once_on_the_whole_set_under_batch_statistic
     views, _ = blob_views(60)
     views = to_tensors(views, "cpu")
     bs, n = 10, 60
-    with gan.frozen_target(model, "batch"):
-        labels = gan.predict(model, views, bs, seed=5).numpy()
+    with protocols.frozen_target(model, "batch"):
+        labels = protocols.predict(model, views, bs, seed=5).numpy()
         # independently: h of shuffled batches of 10 (the same seeded order), back in the set's order,
         # then one k-means over all 60 samples
         order = torch.randperm(n, generator=torch.Generator().manual_seed(5))
@@ -370,16 +371,16 @@ def test_fitted_clustering_is_fitted_once_on_the_whole_set_under_batch_statistic
 def test_batch_statistics_predictions_follow_the_shuffled_batches():
     model = tiny_model()
     views = [torch.rand(31, 1, 28, 28) for _ in range(2)]
-    with gan.frozen_target(model, "batch"):
-        labels = gan.predict(model, views, 10, seed=2)
+    with protocols.frozen_target(model, "batch"):
+        labels = protocols.predict(model, views, 10, seed=2)
         order = torch.randperm(31, generator=torch.Generator().manual_seed(2))
         expected = torch.empty(31, dtype=torch.long)
         # a last batch of one sample joins the one before (BatchNorm cannot normalise one sample)
         for part in (order[:10], order[10:20], order[20:]):
             expected[part] = model([v[part] for v in views]).probs.argmax(1)
     assert torch.equal(labels, expected)
-    assert [s.stop - s.start for s in gan.chunks(31, 10)] == [10, 10, 11]
-    assert [s.stop - s.start for s in gan.chunks(30, 10)] == [10, 10, 10]
+    assert [s.stop - s.start for s in protocols.chunks(31, 10)] == [10, 10, 11]
+    assert [s.stop - s.start for s in protocols.chunks(30, 10)] == [10, 10, 10]
 
 
 # --- runner and CLI -------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from conftest import blob_views
-from robustmvc.evaluate import predict
+from robustmvc.protocols import clean_labels as predict
 from robustmvc.train import load_checkpoint
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -4,7 +4,7 @@ import torch
 
 from robustmvc import config, registry, train
 from robustmvc.device import seed_everything
-from robustmvc.evaluate import evaluate, predict
+from robustmvc.protocols import clean_labels as predict, clean_scores as evaluate
 
 
 def test_comvc_interface_shapes():

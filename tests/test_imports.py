@@ -105,10 +105,10 @@ def test_graph_sees_function_level_and_package_imports():
 FLOORS = {
     "robustmvc": 0, "robustmvc.files": 0, "robustmvc.progress": 0, "robustmvc.metrics": 0, "robustmvc.device": 0,
     "robustmvc.loop": 0, "robustmvc.data": 0,
-    "robustmvc.models": 1,
+    "robustmvc.models": 1, "robustmvc.protocols": 1,
     "robustmvc.attacks": 2,
     "robustmvc.defenses": 3,
-    "robustmvc.registry": 4, "robustmvc.config": 4, "robustmvc.evaluate": 4, "robustmvc.detect": 4,
+    "robustmvc.registry": 4, "robustmvc.config": 4, "robustmvc.detect": 4,
     "robustmvc.train": 4, "robustmvc.runs": 4,
     "robustmvc.tables": 5, "robustmvc.plots": 5, "robustmvc.pages": 5, "robustmvc.claims": 5,
     "robustmvc.report": 6,

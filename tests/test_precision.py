@@ -5,10 +5,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from robustmvc import protocols
 from robustmvc import registry, train
 from robustmvc.attacks import blackbox, gan
 from robustmvc.device import cpu_has_bf16, precision_of, resolve_precision, seed_everything, set_precision, set_threads
-from robustmvc.evaluate import evaluate
+from robustmvc.protocols import clean_scores as evaluate
 
 SHAPES = [(1, 28, 28)] * 2
 
@@ -73,7 +74,7 @@ def test_attack_steps_never_read_the_device():
     perturber = gan.Perturber(SHAPES, 0.3).to("meta")
     critics = torch.nn.ModuleList(gan.Discriminator(s) for s in SHAPES).to("meta")
     opt_g, opt_d = torch.optim.Adam(perturber.parameters()), torch.optim.Adam(critics.parameters())
-    with gan.frozen_target(target):
+    with protocols.frozen_target(target):
         terms = gan._step(target, perturber, critics, opt_g, opt_d, views, gan.check_settings({"eps": 0.3}))
     oracle = blackbox.QueryOracle(target)
     terms.update(blackbox._step(target, oracle, perturber, critics, opt_g, opt_d, views, oracle(views),

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import torch
 
+from robustmvc import protocols
 from robustmvc import detect, registry
 from robustmvc.attacks import gan, transfer
 from robustmvc.runs import detect_files, load_attacker, save_attacker
@@ -93,8 +94,8 @@ def test_transfer_applies_each_surrogate_generator_unchanged(demo_data):
     paper = transfer.transfer_scores(perturbers, targets, x, labels, protocol="paper", batch_size=100,
                                      scored={"b": np.arange(0, len(labels), 2)})
     half = [v[::2] for v in x]
-    with torch.no_grad(), gan.frozen_target(targets["c"], "batch"):
-        expected = clustering_scores(labels[::2], gan.predict(targets["c"], gan.Perturber.perturb(perturbers["b"], half),
+    with torch.no_grad(), protocols.frozen_target(targets["c"], "batch"):
+        expected = clustering_scores(labels[::2], protocols.predict(targets["c"], gan.Perturber.perturb(perturbers["b"], half),
                                                              100, 1).numpy())["acc"]
     row = paper[(paper.surrogate == "b") & (paper.target == "c")].iloc[0]
     assert row["post_acc"] == pytest.approx(expected) and row["n_eval"] == len(half[0])

@@ -82,7 +82,7 @@ def _train(args) -> None:
 def _evaluate(args) -> None:
     from robustmvc import data, train
     from robustmvc.device import resolve_device
-    from robustmvc.evaluate import evaluate
+    from robustmvc.protocols import clean_scores
     from robustmvc.files import check_outputs, write_json
 
     check_outputs({"--out": (args.out, (".json",))}, {"--data": args.data, "--checkpoint": args.checkpoint})
@@ -92,7 +92,7 @@ def _evaluate(args) -> None:
     if [list(s) for s in ds.view_shapes] != [list(s) for s in meta["view_shapes"]]:
         raise ValueError(f"{args.checkpoint} was trained on views {meta['view_shapes']}, "
                          f"{args.data} has {ds.view_shapes}; evaluate it on the dataset it was trained on")
-    scores = evaluate(model, *ds.part("eval"), device=device)
+    scores = clean_scores(model, *ds.part("eval"), device=device)
     write_json(args.out, {"dataset": meta.get("dataset"), "model": meta["model"], "seed": meta.get("seed"),
                           "n_eval": int(len(ds.eval_idx)), "clean": scores})
     print(" ".join(f"{k}={v:.4f}" for k, v in scores.items()))
@@ -232,7 +232,7 @@ def _view_list(text: str) -> list[int]:
 
 
 def parser() -> argparse.ArgumentParser:
-    from robustmvc import data
+    from robustmvc import data, variants
 
     p = _Parser(prog="python -m robustmvc", description=__doc__)
     p.add_argument("--version", action="version", version=__version__)
@@ -290,7 +290,7 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--data", required=True)
     a.add_argument("--checkpoint", required=True)
     a.add_argument("--out", required=True, help="metrics .json")
-    a.add_argument("--attack", choices=["gan", "pgd", "blackbox", "whitebox", "embedding"], default="gan",
+    a.add_argument("--attack", choices=variants.ATTACKS, default="gan",
                    help="gan: the paper's; pgd; blackbox: Chhabra et al.'s, queries only; whitebox: the same "
                         "loss with exact gradients; embedding: ALRDC's perturbation of h")
     a.add_argument("--objective", choices=["both", "com", "con"], help="GAN: terms attacked (default: both)")

@@ -85,13 +85,18 @@ _BUILT = {"view_shapes", "n_clusters", "backbone"}
 DEFENSE_SETTINGS = ("backbone", "backbone_settings", "encoder_width")
 
 
+def constructor(name: str):
+    """The class model `name` is built from (a defense: the class wrapped around its backbone)."""
+    entry(name)
+    return _classes()[name]
+
+
 def settings_of(name: str) -> tuple[str, ...]:
     """The settings model `name` takes: its constructor's keywords (a defense's, plus its backbone's choice,
     the backbone's settings and the encoder width). The config schema lists these and no others."""
     import inspect
 
-    entry(name)
-    params = [p for p in inspect.signature(_classes()[name]).parameters if p not in _BUILT]
+    params = [p for p in inspect.signature(constructor(name)).parameters if p not in _BUILT]
     return tuple(params) + (DEFENSE_SETTINGS if MODELS[name].defense else ())
 
 
@@ -103,7 +108,7 @@ def build(name: str, view_shapes, n_clusters: int, **settings):
     if MODELS[name].defense:
         backbone_name = settings.pop("backbone", "comvc")
         backbone_settings = settings.pop("backbone_settings", None) or {}
-        encoder_width = settings.pop("encoder_width", 64)
+        encoder_width = settings.pop("encoder_width", None)  # None: the backbone constructor's (the schema's)
     try:
         if not MODELS[name].defense:
             return cls(view_shapes, n_clusters, **settings)
@@ -120,7 +125,7 @@ def build(name: str, view_shapes, n_clusters: int, **settings):
         raise ValueError(f"bad settings for model {name!r}: {err}") from err
 
 
-def _backbone(defense: str, name: str, view_shapes, n_clusters: int, encoder_width: int, settings: dict):
+def _backbone(defense: str, name: str, view_shapes, n_clusters: int, encoder_width: int | None, settings: dict):
     """The backbone a defense wears: a baseline, trained through its loss (the defense adds terms to
     that loss), and for ALRDC one with a clustering layer on h (the defense aligns its outputs there)."""
     if entry(name).defense:
@@ -132,4 +137,5 @@ def _backbone(defense: str, name: str, view_shapes, n_clusters: int, encoder_wid
         raise ValueError(f"backbone {name!r} steps its own optimisers, so the terms {defense} adds to its loss would "
                          f"never be optimised; use a backbone trained through its loss: "
                          f"{', '.join(names(family='baseline', own_optimisers=False))}")
-    return build(name, view_shapes, n_clusters, encoder_width=encoder_width, **settings)
+    width = {} if encoder_width is None else {"encoder_width": encoder_width}
+    return build(name, view_shapes, n_clusters, **width, **settings)

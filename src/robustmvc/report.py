@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from robustmvc import __version__, registry
+from robustmvc import __version__, registry, variants
 from robustmvc.files import atomic_path, read_json, write_json
 from robustmvc.pages import RUNTIME_CLASS, git_state
 from robustmvc.tables import DATASET_ORDER, MODEL_ORDER
@@ -395,7 +395,7 @@ def scorecard_section(results: Path) -> str:
             + (f"<p>Left out:</p><ul>{omitted}</ul>" if omitted else ""))
 
 
-VARIANT_ORDER = ["gan-both", "gan-com", "gan-con", "pgd", "blackbox", "whitebox", "embedding"]
+VARIANT_ORDER = variants.ORDER
 
 
 def _attack_pages(reports: Path, results: Path) -> list[tuple[str, str, str, int, str]]:

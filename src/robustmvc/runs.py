@@ -20,12 +20,11 @@ import torch
 
 from robustmvc import config as config_mod
 from robustmvc import data as data_mod
-from robustmvc import detect, registry
+from robustmvc import detect, protocols, registry
 from robustmvc.attacks import embedding, gan
-from robustmvc.attacks.run import AttackResult, check_attack_settings, run, split
+from robustmvc.attacks.run import AttackResult, check_attack_settings, run
 from robustmvc.attacks.transfer import transfer_scores
 from robustmvc.device import resolve_device, resolve_precision, seed_everything, to_tensors
-from robustmvc.evaluate import evaluate
 from robustmvc.files import check_outputs, load_module_file, together, write_json
 from robustmvc.train import load_checkpoint, save_checkpoint, train
 
@@ -54,7 +53,7 @@ def train_run(data_path: str | Path, model_name: str, seed: int, checkpoint: str
         "model": model_name, "settings": settings, "train": tcfg, "view_shapes": ds.view_shapes,
         "n_clusters": ds.n_clusters, "dataset": dataset, "seed": seed, "history": history,
         "train_seconds": seconds, "device": str(dev), "precision": precision})
-    scores = evaluate(model, *ds.part("eval"), device=dev)
+    scores = protocols.clean_scores(model, *ds.part("eval"), device=dev)
     if metrics:
         write_json(metrics, {"dataset": dataset, "model": model_name, "seed": seed, "n_eval": int(len(ds.eval_idx)),
                              "train_seconds": seconds, "precision": precision, "settings": settings, "train": tcfg,
@@ -182,14 +181,14 @@ def detect_files(data: str | Path, checkpoint: str | Path, generator: str | Path
     if ameta["attack"] == "embedding":
         settings = ameta.get("settings") or {}
         # files from before the protocols were named carry the BatchNorm mode itself
-        batchnorm = settings.get("target_batchnorm") or gan.batchnorm_of({"protocol": settings.get("protocol", "paper")})
+        batchnorm = settings.get("target_batchnorm") or protocols.batchnorm_of({"protocol": settings.get("protocol", "paper")})
         h_adv = embedding.attacked_predictions(model, attacker, x, batchnorm)[3]
         aucs = detect.detection_aucs(model, train_views, views, attacked_h=h_adv.cpu().numpy(), kinds=kinds, seed=seed)
     else:
         adv = [a.cpu().numpy() for a in attacker.perturb(x)]
         aucs = detect.detection_aucs(model, train_views, views, attacked_views=adv, kinds=kinds, seed=seed)
     record = {"dataset": ds.meta.get("dataset"), "model": meta["model"], "seed": meta.get("seed"),
-              "attack": ameta["attack"], "protocol": gan.protocol_name(ameta.get("settings") or {}),
+              "attack": ameta["attack"], "protocol": protocols.protocol_name(ameta.get("settings") or {}),
               "generator": str(generator), "n_train": int(len(train_views[0])),
               "n_eval": int(len(views[0])), "auc": aucs}
     write_json(out, record)
@@ -200,7 +199,7 @@ def transfer_files(data: str | Path, generators: dict[str, str | Path], checkpoi
                    device: str = "auto", protocol: str = "paper") -> pd.DataFrame:
     """`transfer_scores` from files: the dataset's eval half, generators and checkpoints by model name.
     Every generator must have been fitted under `protocol`."""
-    gan.check_protocol(protocol)
+    protocols.check_protocol(protocol)
     dev = resolve_device(device)
     ds = data_mod.load(data)
     views, labels = ds.part("eval")
@@ -213,12 +212,12 @@ def transfer_files(data: str | Path, generators: dict[str, str | Path], checkpoi
             raise ValueError(f"generator {path} was trained on views {meta['view_shapes']}, {data} has "
                              f"{ds.view_shapes}; use generators trained on this dataset")
         settings = meta.get("settings") or {}
-        fitted = gan.protocol_name(settings)
+        fitted = protocols.protocol_name(settings)
         if fitted != protocol:
             raise ValueError(f"generator {path} was fitted under the {fitted!r} protocol, not {protocol!r}; "
                              f"pass --protocol {fitted} or use generators fitted under {protocol}")
         perturbers[name] = perturber
-        scored[name] = split(len(labels), protocol, settings.get("heldout_fraction", 0.5), settings.get("seed", 0))[1]
+        scored[name] = protocols.split(len(labels), protocol, settings.get("heldout_fraction", 0.5), settings.get("seed", 0))[1]
         batch_sizes.add(int(settings.get("batch_size", 100)))
     loaded = {name: load_checkpoint(path, dev) for name, path in checkpoints.items()}
     targets = {name: model for name, (model, _) in loaded.items()}

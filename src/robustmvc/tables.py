@@ -5,7 +5,7 @@ training stage `{results}/metrics/{dataset}/{model}/clean/seed{seed}.json`; `var
 `gan-com`, `gan-con`, `pgd`, `blackbox`, `whitebox`, `embedding`, or a budget sweep point such as
 `gan-both-eps0.1`; `robustmvc.variants` reads these names). Attack files hold the scores of the same samples before (`pre`) and after (`post`)
 the attack. Attack files of the earlier layout (no protocol folder) are read too, their protocol named
-from their settings (`attacks.gan.protocol_name`).
+from their settings (`protocols.protocol_name`).
 
 Two numbers are only ever set against each other when they are *paired*: same dataset, model, seed,
 sample set and protocol, except for the one thing the comparison varies (`pair`). Every table,
@@ -38,7 +38,7 @@ def collect(results: str | Path) -> pd.DataFrame:
     """
     # imported here, not at module level: the attack module loads torch (seconds), which tables,
     # the report and notebook 08 otherwise never need
-    from robustmvc.attacks.gan import protocol_name
+    from robustmvc.protocols import protocol_name
 
     rows = []
     metrics = Path(results) / "metrics"

@@ -10,10 +10,14 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
+# the attacks, the one list of their names (`attack --attack`, robustmvc.attacks.run), in the reports' order
+ATTACKS = ("gan", "pgd", "blackbox", "whitebox", "embedding")
 OBJECTIVES = ("both", "com", "con")
 # variants that fit an attacker (a generator or an embedding perturber) and save it; PGD fits nothing
-FITTED = r"gan-(both|com|con)|blackbox|whitebox|embedding"
 UNFITTED = r"pgd"
+FITTED = "|".join([f"gan-({'|'.join(OBJECTIVES)})"] + [a for a in ATTACKS if a not in ("gan", UNFITTED)])
+# every variant without a budget suffix, in the reports' order
+ORDER = [f"gan-{o}" for o in OBJECTIVES] + [a for a in ATTACKS if a != "gan"]
 BUDGET = r"-eps[0-9.]+"
 # wildcard constraints of the rules: every variant, those that save an attacker, and PGD's
 PATTERN = rf"({FITTED}|{UNFITTED})({BUDGET})?"

@@ -11,6 +11,6 @@
 Reading and writing their files is `robustmvc.runs`.
 """
 from robustmvc.attacks import blackbox, embedding, gan, pgd
-from robustmvc.attacks.gan import PAPER_EPS, Perturber, load_perturber, save_perturber
+from robustmvc.attacks.gan import Perturber, load_perturber, save_perturber
 
-__all__ = ["PAPER_EPS", "Perturber", "blackbox", "embedding", "gan", "load_perturber", "pgd", "save_perturber"]
+__all__ = ["Perturber", "blackbox", "embedding", "gan", "load_perturber", "pgd", "save_perturber"]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from robustmvc import protocols
 from robustmvc.attacks import gan
 from robustmvc.loop import run_epochs
 
@@ -27,7 +28,7 @@ GRADIENTS = ("nes", "exact")
 # Every knob of the attack. Values tuned on the demo (see tests/test_blackbox.py) where the
 # reference is silent.
 DEFAULTS: dict = {
-    "eps": None,                # L-infinity budget; per dataset (gan.PAPER_EPS), required
+    "eps": None,                # L-infinity budget; per dataset (datasets.<name>.eps), required
     "epochs": 10,               # passes over the fit set
     "batch_size": 100,          # samples per generator step (full batches only, as gan.fit)
     "lr": 1.0e-3,               # Adam, generators and discriminators alike
@@ -41,7 +42,7 @@ DEFAULTS: dict = {
                                 # the memory of one forward; under the paper protocol (batch statistics) they are per chunk
     "residual_blocks": 4,       # residual blocks at the generator bottleneck (AdvGAN-style generator)
     "init_std": None,           # None: PyTorch's init; the AR-DMVC N(0, 1) init saturates tanh from step one
-    "protocol": "paper",        # gan.PROTOCOLS: the target's BatchNorm mode, and the samples fitted and scored
+    "protocol": "paper",        # robustmvc.protocols: the target's BatchNorm mode, and the samples fitted and scored
     "heldout_fraction": 0.5,    # strict: this share of the eval half fits the generators
     "seed": 0,
 }
@@ -75,7 +76,7 @@ class QueryOracle:
 
     def __call__(self, views: list[torch.Tensor]) -> torch.Tensor:
         views = [v.detach() for v in views]
-        with torch.no_grad(), gan.frozen_target(self.model, self.batchnorm):
+        with torch.no_grad(), protocols.frozen_target(self.model, self.batchnorm):
             probs = self.model(views).probs
         self.queries += len(views[0])
         return probs
@@ -126,7 +127,7 @@ def fit(model: nn.Module, views: list[torch.Tensor], settings: dict, *, progress
     if len(views[0]) < 2:
         raise ValueError(f"the attack needs at least 2 samples to fit on, got {len(views[0])}")
     perturber, critics, opt_g, opt_d = gan.networks(views, s, int(s["residual_blocks"]))
-    oracle = QueryOracle(model, gan.batchnorm_of(s))
+    oracle = QueryOracle(model, protocols.batchnorm_of(s))
     n, bs, device = len(views[0]), int(s["batch_size"]), views[0].device
     noise_gen = torch.Generator(device=device).manual_seed(int(s["seed"]))
     counted = s["gradient"] == "nes"
@@ -154,7 +155,7 @@ def _step(model, oracle, perturber, critics, opt_g, opt_d, views, clean, s, nois
     def assignments(adv):
         # A is a mean over the batch, so beta means the same thing whatever the batch size
         if s["gradient"] == "exact":
-            with gan.frozen_target(model, gan.batchnorm_of(s)):
+            with protocols.frozen_target(model, protocols.batchnorm_of(s)):
                 value = sample_distances(clean, model(adv).probs).mean()
             return value, value, {"adv": value}
         grads, distances = nes_gradient(oracle, clean, adv, int(s["nes_samples"]), float(s["nes_sigma"]), noise_gen,

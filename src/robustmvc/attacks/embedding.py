@@ -17,12 +17,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from robustmvc.attacks.gan import LOWER_LR, batchnorm_of, check_common, frozen_target
+from robustmvc.attacks.gan import LOWER_LR, check_common
 from robustmvc.device import precision_of, resolve_precision
 from robustmvc.files import load_module_file, save_module
 from robustmvc.loop import run_epochs
 from robustmvc.models.blocks import batched_forward
 from robustmvc.models.losses import kl_term
+from robustmvc.protocols import batchnorm_of, frozen_target
 
 DEFAULTS: dict = {
     "bound": 0.5,               # ||delta_i|| <= bound * ||h_i||: the typical margin in h. On the demo data
@@ -35,7 +36,7 @@ DEFAULTS: dict = {
     "batch_size": 100,
     "lr": 1.0e-3,               # Adam
     "hidden": 128,              # width of the perturber's hidden layer
-    "protocol": "paper",        # gan.PROTOCOLS: paper = h from each batch's statistics, fit and score the same
+    "protocol": "paper",        # robustmvc.protocols: paper = h from each batch's statistics, fit and score the same
                                 # samples; strict = h from BatchNorm running statistics, held-out scoring
     "heldout_fraction": 0.5,    # strict: this share of the eval half fits the perturber, the rest is scored
     "seed": 0,

@@ -25,28 +25,15 @@ from robustmvc.device import precision_of, resolve_precision
 from robustmvc.files import load_module_file, save_module
 from robustmvc.metrics import clustering_scores
 from robustmvc.loop import run_epochs
-from robustmvc.models.blocks import ModelOutput, batched_forward, evaluating, frozen_parameters
+from robustmvc.models.blocks import ModelOutput, batched_forward, evaluating
+from robustmvc.protocols import batchnorm_of, check_protocol, frozen_target, predict
 
 OBJECTIVES = ("both", "com", "con")
-
-# The two evaluation protocols every attack runs under (docs/ARCHITECTURE.md, section 5). Each fixes how
-# the attacked model normalises (its BatchNorm mode, see `frozen_target`) and which samples fit and score
-# the attacker.
-PROTOCOLS: dict[str, dict[str, str]] = {
-    # what produced the published numbers: the public code never calls eval() on the attacked model, so
-    # BatchNorm normalises with the statistics of each shuffled batch of `batch_size`; the attacker is
-    # fitted and scored on the same samples (the whole eval half)
-    "paper": {"batchnorm": "batch", "samples": "same"},
-    # the sound reading: BatchNorm on its running statistics; the attacker is fitted on one part of the
-    # eval half (`heldout_fraction`) and scored on the rest
-    "strict": {"batchnorm": "eval", "samples": "heldout"},
-}
-BATCHNORM_MODES = ("eval", "batch")
 
 # Every knob of the attack, with the paper's values (its public code where the paper is silent).
 DEFAULTS: dict = {
     "objective": "both",        # both = L_a-com + L_a-con (the paper's attack); com / con = one term alone
-    "eps": None,                # L-infinity budget; per dataset (see PAPER_EPS), required
+    "eps": None,                # L-infinity budget; per dataset (datasets.<name>.eps), required
     "epochs": 30,
     "batch_size": 100,          # also the size of the shuffled batches the paper protocol scores in
     "lr": 1.0e-3,               # Adam, generators and discriminators alike
@@ -56,16 +43,12 @@ DEFAULTS: dict = {
     "perturb_weight": 1.0,      # weight of sum_v mean_i ||delta_i^v||_2
     "gan_weight": 1.0,          # weight of the generator's LSGAN term
     "init_std": 1.0,            # conv weights ~ N(0, init_std) as the reference code does; null = PyTorch's init
-    "protocol": "paper",        # paper or strict (PROTOCOLS): the target's BatchNorm mode and the samples used
+    "protocol": "paper",        # paper or strict (robustmvc.protocols): the target's BatchNorm mode and the samples used
     "heldout_fraction": 0.5,    # strict: this share of the eval half (seeded shuffle) fits the attacker,
                                 # the rest is scored
     "eval_every": 0,            # > 0: score the attacked ACC/NMI/ARI every this many epochs (history)
     "seed": 0,
 }
-
-# The paper's L-infinity budgets (docs/ARCHITECTURE.md, section 5).
-PAPER_EPS = {"noisymnist": 0.3, "noisyfashion": 0.15, "patchedmnist": 0.3}
-
 
 def check_settings(settings: dict) -> dict:
     """DEFAULTS overridden by `settings`, validated; unknown keys are an error (typos stop early)."""
@@ -92,36 +75,6 @@ def check_common(s: dict, budget: bool = True) -> dict:
     if int(s["epochs"]) < 1 or int(s["batch_size"]) < 2:
         raise ValueError("the attack needs epochs >= 1 and batch_size >= 2")
     return s
-
-
-def check_protocol(protocol: str) -> str:
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"evaluation protocol {protocol!r} is not one of {', '.join(PROTOCOLS)} "
-                         "(`heldout` is now `strict`)")
-    return protocol
-
-
-def batchnorm_of(settings: dict) -> str:
-    """How the target's BatchNorm normalises under the settings' protocol: `batch` or `eval`."""
-    return PROTOCOLS[check_protocol(settings["protocol"])]["batchnorm"]
-
-
-def protocol_name(settings: dict) -> str:
-    """The protocol an attack's settings (or a metrics record) were run under, old files included.
-
-    Files written before the protocols were named set the samples (`protocol`: paper or heldout) and the
-    BatchNorm mode (`target_batchnorm`: eval or batch) apart; the two combinations the protocols name map
-    to them, and the other two keep a name that says what they were (the old default, same samples with
-    running statistics, is `paper-running-bn`). A file with neither field ran the paper protocol.
-    """
-    protocol = settings.get("protocol", "paper")
-    if "target_batchnorm" not in settings:
-        return "strict" if protocol == "heldout" else protocol
-    same = protocol == "paper"
-    batch = settings["target_batchnorm"] == "batch"
-    if same == batch:
-        return "paper" if same else "strict"
-    return "paper-running-bn" if same else "strict-batch-bn"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -306,75 +259,6 @@ def adversarial_terms(out_clean, out_adv, objective: str) -> dict[str, torch.Ten
 def lsgan(scores: list[torch.Tensor], target: float) -> torch.Tensor:
     """sum over views of MSE(D_v(.), target)."""
     return sum(F.mse_loss(s, torch.full_like(s, target)) for s in scores)
-
-
-# ---------------------------------------------------------------------------------------------
-# The target model, frozen
-
-
-def _batchnorms(model: nn.Module):
-    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-
-
-@contextmanager
-def frozen_target(model: nn.Module, batchnorm: str = "eval"):
-    """The target as the attack sees it: parameters frozen (requires_grad False), eval mode, and
-    with batchnorm='batch' its BatchNorm layers normalise with the statistics of each batch (the
-    reference behaviour) without updating the running statistics. Everything is restored on exit,
-    so gradients still flow through the model to its inputs but never reach its parameters.
-    """
-    if batchnorm not in BATCHNORM_MODES:
-        raise ValueError(f"BatchNorm mode {batchnorm!r} is not one of {', '.join(BATCHNORM_MODES)}")
-    was_training = model.training
-    hidden = []
-    with frozen_parameters(model):
-        try:
-            model.eval()
-            if batchnorm == "batch":
-                for m in _batchnorms(model):
-                    if m.running_mean is not None:
-                        # with no running statistics, BatchNorm normalises by the batch even in eval mode
-                        hidden.append((m, m.running_mean, m.running_var))
-                        m.running_mean, m.running_var = None, None
-            yield model
-        finally:
-            for m, mean, var in hidden:
-                m.running_mean, m.running_var = mean, var
-            model.train(was_training)
-
-
-def chunks(n: int, batch_size: int) -> list[slice]:
-    """Consecutive slices of at most `batch_size` covering range(n); a last slice of one sample joins the
-    one before it (batch-statistics BatchNorm cannot normalise a single sample)."""
-    starts = list(range(0, n, batch_size))
-    if len(starts) > 1 and n - starts[-1] == 1:
-        starts.pop()
-    return [slice(a, b) for a, b in zip(starts, starts[1:] + [n])]
-
-
-def predict(model: nn.Module, views: list[torch.Tensor], batch_size: int | None = None,
-            seed: int = 0) -> torch.Tensor:
-    """Cluster labels of a whole set, in the set's order.
-
-    batch_size None: the model's own `predict` (running-statistics BatchNorm). With a batch_size (the
-    paper protocol, inside `frozen_target(model, "batch")`): the set is shuffled (seeded), the model's
-    forward runs on consecutive batches of that size, so BatchNorm normalises with the statistics of
-    shuffled batches as the public code's loader gives them, and the outputs go back to the set's order.
-    The labels then come from `model.assign` on the whole set's output at once: a model whose clustering
-    is fitted (k-means in Multi-VAE and SEM) fits it once on every sample, not once per batch, whose
-    cluster numbers would not correspond across batches.
-    """
-    if batch_size is None:
-        return model.predict(views)
-    n = len(views[0])
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(int(seed))).to(views[0].device)
-    with torch.no_grad():
-        outs = [model([v[order[part]] for v in views]) for part in chunks(n, int(batch_size))]
-    back = torch.argsort(order)
-    out = ModelOutput(z=[torch.cat([o.z[v] for o in outs])[back] for v in range(len(outs[0].z))],
-                      h=torch.cat([o.h for o in outs])[back], probs=torch.cat([o.probs for o in outs])[back],
-                      extra={k: torch.cat([o.extra[k] for o in outs])[back] for k in outs[0].extra})
-    return model.assign(out)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ DEFAULTS: dict = {
     "pgd_objective": "kl",      # kl: KL(p(a|x) || p(a~|x~)) summed over samples; sq: squared distance
     "random_start": True,
     "batch_size": 100,
-    "protocol": "paper",        # gan.PROTOCOLS: the target's BatchNorm mode and the samples scored
+    "protocol": "paper",        # robustmvc.protocols: the target's BatchNorm mode and the samples scored
     "heldout_fraction": 0.5,    # strict: the share of the eval half left out of scoring (PGD fits nothing)
     "seed": 0,
 }

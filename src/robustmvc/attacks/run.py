@@ -1,4 +1,4 @@
-"""One attack on one trained model under one evaluation protocol (`gan.PROTOCOLS`: `paper` or `strict`):
+"""One attack on one trained model under one evaluation protocol (`robustmvc.protocols`: `paper` or `strict`):
 split the eval half as the protocol says, fit the attacker, and score clean and attacked samples with the
 protocol's BatchNorm mode (`run`). Reading and writing the files around it is `runs.attack_files`.
 
@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from robustmvc import protocols
 from robustmvc.attacks import blackbox, embedding, gan, pgd
 from robustmvc.device import seed_everything, to_tensors
 from robustmvc.metrics import clustering_scores
-
-ATTACKS = ("gan", "pgd", "blackbox", "whitebox", "embedding")
+from robustmvc.variants import ATTACKS
 
 
 @dataclass
@@ -69,18 +69,6 @@ class AttackResult:
         }
 
 
-def split(n: int, protocol: str, fraction: float = 0.5, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(fit positions, scored positions) within the eval half. `paper`: both are all n samples;
-    `strict`: a seeded shuffle, the first `fraction` fits the attacker, the rest is scored."""
-    if gan.PROTOCOLS[gan.check_protocol(protocol)]["samples"] == "same":
-        return np.arange(n), np.arange(n)
-    perm = np.random.default_rng(seed).permutation(n)
-    n_fit = int(round(fraction * n))
-    if not 0 < n_fit < n:
-        raise ValueError(f"strict protocol with {n} samples and fraction {fraction} leaves a part empty")
-    return np.sort(perm[:n_fit]), np.sort(perm[n_fit:])
-
-
 def resolve_settings(attack: str = "gan", cfg: dict | None = None, dataset: str | None = None,
                      **overrides) -> dict:
     """The attack's settings: code defaults < its config section (`attack:` for gan and pgd,
@@ -97,7 +85,7 @@ def resolve_settings(attack: str = "gan", cfg: dict | None = None, dataset: str 
     retired = sorted({"protocol", "target_batchnorm"} & set(section))
     if retired:
         raise ValueError(f"`{section_name}.{retired[0]}` is no longer a setting: an attack runs under a named "
-                         f"protocol ({', '.join(gan.PROTOCOLS)}; paper = batch-statistics BatchNorm on the same "
+                         f"protocol ({', '.join(protocols.PROTOCOLS)}; paper = batch-statistics BatchNorm on the same "
                          "samples, strict = running statistics on held-out samples); list them in "
                          "`evaluation.protocols` or pass --protocol")
     settings = dict(defaults)
@@ -138,7 +126,7 @@ def _check_pgd(s: dict) -> dict:
         raise ValueError(f"PGD needs 0 < eps <= 1, got {s['eps']}")
     if s["pgd_objective"] not in pgd.OBJECTIVES:
         raise ValueError(f"pgd_objective {s['pgd_objective']!r} is not one of {', '.join(pgd.OBJECTIVES)}")
-    gan.check_protocol(s["protocol"])
+    protocols.check_protocol(s["protocol"])
     s["eps"] = float(s["eps"])
     if s["pgd_step"] is None:
         s["pgd_step"] = pgd.default_step(s["eps"], s["pgd_steps"])
@@ -166,10 +154,10 @@ def run(model: torch.nn.Module, views, labels, settings: dict, attack: str = "ga
     seed_everything(int(s["seed"]))
     labels = np.asarray(labels)
     x = to_tensors(views, device)
-    fit_pos, score_pos = split(len(labels), s["protocol"], s["heldout_fraction"], int(s["seed"]))
+    fit_pos, score_pos = protocols.split(len(labels), s["protocol"], s["heldout_fraction"], int(s["seed"]))
     score_idx = torch.as_tensor(score_pos, device=device)
     scored = [v[score_idx] for v in x]
-    batchnorm = gan.batchnorm_of(s)
+    batchnorm = protocols.batchnorm_of(s)
     # batch statistics: scored in shuffled batches of the attack's batch size, as the public code's loader
     chunk = int(s["batch_size"]) if batchnorm == "batch" else None
     history: list[dict] = []
@@ -191,7 +179,7 @@ def run(model: torch.nn.Module, views, labels, settings: dict, attack: str = "ga
             model, perturber, scored, batchnorm, int(s["batch_size"])))
     elif attack == "pgd":
         fit_pos = np.array([], dtype=np.int64)
-        with gan.frozen_target(model, batchnorm):
+        with protocols.frozen_target(model, batchnorm):
             adv = pgd.pgd_set(model, scored, pgd.OBJECTIVES[s["pgd_objective"]], s["eps"], s["pgd_step"],
                               int(s["pgd_steps"]), int(s["batch_size"]), bool(s["random_start"]),
                               seed=int(s["seed"]), precision=precision)
@@ -199,9 +187,9 @@ def run(model: torch.nn.Module, views, labels, settings: dict, attack: str = "ga
         raise ValueError(f"unknown attack {attack!r}; choose one of {', '.join(ATTACKS)}")
     seconds = time.perf_counter() - start
     if pred_adv is None:
-        with gan.frozen_target(model, batchnorm), torch.no_grad():
-            pred_clean = gan.predict(model, scored, chunk, int(s["seed"])).cpu().numpy()
-            pred_adv = gan.predict(model, adv, chunk, int(s["seed"]) + 1).cpu().numpy()
+        with protocols.frozen_target(model, batchnorm), torch.no_grad():
+            pred_clean = protocols.predict(model, scored, chunk, int(s["seed"])).cpu().numpy()
+            pred_adv = protocols.predict(model, adv, chunk, int(s["seed"]) + 1).cpu().numpy()
     return AttackResult(attack, dict(s), labels[score_pos], pred_clean, pred_adv,
                         [v.cpu().numpy() for v in scored], [v.cpu().numpy() for v in adv],
                         score_pos, fit_pos, history, seconds, perturber, queries, h_clean, h_adv)

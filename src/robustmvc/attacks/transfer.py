@@ -3,7 +3,7 @@
 Chhabra et al. (2022) ask whether adversarial samples crafted for one clustering model fool another;
 here every surrogate's generator perturbs the evaluation samples once, and every target model clusters
 those perturbed samples. The diagonal is the ordinary white-box attack. Generators and targets meet
-under one evaluation protocol (`gan.PROTOCOLS`): the one the generators were fitted under, which also
+under one evaluation protocol (`robustmvc.protocols`): the one the generators were fitted under, which also
 sets how the targets' BatchNorm normalises and which samples are scored (strict: those the surrogate's
 generators were not fitted on).
 """
@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from robustmvc import protocols
 from robustmvc.attacks import gan
 from robustmvc.metrics import clustering_scores
 
@@ -28,7 +29,7 @@ def transfer_scores(perturbers: dict, targets: dict, views, labels, protocol: st
     Generators are used in eval mode and never updated.
     """
     labels = np.asarray(labels)
-    chunk = int(batch_size) if gan.batchnorm_of({"protocol": protocol}) == "batch" else None
+    chunk = int(batch_size) if protocols.batchnorm_of({"protocol": protocol}) == "batch" else None
     rows = []
     for surrogate, perturber in perturbers.items():
         positions = (scored or {}).get(surrogate, np.arange(len(labels)))
@@ -36,9 +37,9 @@ def transfer_scores(perturbers: dict, targets: dict, views, labels, protocol: st
         x = [v[index] for v in views]
         adv = perturber.eval().perturb(x)
         for target, model in targets.items():
-            with gan.frozen_target(model, gan.batchnorm_of({"protocol": protocol})), torch.no_grad():
-                clean = clustering_scores(labels[positions], gan.predict(model, x, chunk, seed).cpu().numpy())
-                attacked = clustering_scores(labels[positions], gan.predict(model, adv, chunk, seed + 1).cpu().numpy())
+            with protocols.frozen_target(model, protocols.batchnorm_of({"protocol": protocol})), torch.no_grad():
+                clean = clustering_scores(labels[positions], protocols.predict(model, x, chunk, seed).cpu().numpy())
+                attacked = clustering_scores(labels[positions], protocols.predict(model, adv, chunk, seed + 1).cpu().numpy())
             rows.append({"surrogate": surrogate, "target": target, "protocol": protocol, "n_eval": len(positions),
                          **{f"pre_{k}": v for k, v in clean.items()},
                          **{f"post_{k}": v for k, v in attacked.items()}})

@@ -22,7 +22,7 @@ class ModelOutput:
     extra: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
-def cnn_small(in_channels: int, width: int = 64) -> nn.Sequential:
+def cnn_small(in_channels: int, width: int) -> nn.Sequential:
     """The paper's encoder: two blocks of [conv3x3, ReLU, conv3x3, BN, ReLU, maxpool2], no padding."""
     layers: list[nn.Module] = []
     channels = in_channels
@@ -44,7 +44,7 @@ def output_dim(module: nn.Module, shape: tuple[int, ...]) -> int:
     return int(dim)
 
 
-def encoders(view_shapes, width: int = 64) -> tuple[nn.ModuleList, list[int]]:
+def encoders(view_shapes, width: int) -> tuple[nn.ModuleList, list[int]]:
     """One encoder per view (never shared), with the flattened size of each."""
     mods = nn.ModuleList(cnn_small(shape[0], width) for shape in view_shapes)
     return mods, [output_dim(m, s) for m, s in zip(mods, view_shapes)]
@@ -120,7 +120,7 @@ def batched_forward(model: nn.Module, views: list[torch.Tensor], batch_size: int
     )
 
 
-def cnn_small_decoder(shape: tuple[int, ...], width: int = 64) -> nn.Sequential:
+def cnn_small_decoder(shape: tuple[int, ...], width: int) -> nn.Sequential:
     """Mirror of `cnn_small` for a view of `shape` (C, H, W): flattened code in, the view's exact shape out.
 
     Each encoder block maps a side s -> (s - 4) // 2 (two valid 3x3 convs, maxpool 2); each decoder block
@@ -144,7 +144,7 @@ def cnn_small_decoder(shape: tuple[int, ...], width: int = 64) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def decoders(view_shapes, width: int = 64) -> nn.ModuleList:
+def decoders(view_shapes, width: int) -> nn.ModuleList:
     """One `cnn_small_decoder` per view, taking that view's flattened encoder output."""
     return nn.ModuleList(cnn_small_decoder(tuple(shape), width) for shape in view_shapes)
 
