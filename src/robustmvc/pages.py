@@ -8,7 +8,6 @@ from __future__ import annotations
 import html
 import json
 import logging
-import subprocess
 import sys
 
 import pandas as pd
@@ -65,21 +64,9 @@ def _png_with_alt(fig):
     return png_bytes(fig), {"alt": alt_text(fig)}
 
 
-def git_state() -> tuple[str, bool]:
-    """(short commit of HEAD, whether tracked files differ from it); ("unknown", False) outside git."""
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown", False
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                           text=True).stdout.strip()
-    return commit, bool(dirty)
-
-
 def runtime(device: str = "cpu", config_files=()) -> dict:
     """Where and from what the page's computation ran: the code's commit (and whether the tree had
-    uncommitted changes), the resolved device, torch's thread count and the precision (the config's
+    uncommitted changes), the resolved device and the machine's CPU model or GPU name, torch's thread count and the precision (the config's
     `precision` resolved for the device, else fp32)."""
     # imported here, not at module level: the report writer reads this module's page helpers and
     # must not load torch (seconds) for them
@@ -87,11 +74,13 @@ def runtime(device: str = "cpu", config_files=()) -> dict:
 
     from robustmvc import config as config_mod
     from robustmvc.device import resolve_device, resolve_precision
+    from robustmvc.lineage import git_state, machine
 
     cfg = config_mod.load(*config_files) if config_files else {}
     commit, dirty = git_state()
     dev = resolve_device(device)
-    return {"commit": commit, "dirty": dirty, "device": str(dev), "threads": torch.get_num_threads(),
+    return {"commit": commit, "dirty": dirty, "device": str(dev), "machine": machine(dev),
+            "threads": torch.get_num_threads(),
             "precision": resolve_precision(cfg.get("precision") or "fp32", dev), "torch": torch.__version__}
 
 
