@@ -3,7 +3,7 @@
 #   snakemake --cores all --configfile config/demo.yaml     the embedded demo, CPU, minutes
 from snakemake.utils import min_version, validate
 
-from robustmvc.config import check_model_names, check_renamed
+from robustmvc.config import validate as check_config
 
 min_version("9.0")
 
@@ -15,10 +15,10 @@ if not workflow.overwrite_configfiles:
     configfile: "config/config.yaml"
 
 
-check_renamed(config, "the Snakemake config")
-# validate also fills in the schema's defaults, so the rules read every setting as config["a"]["b"]
+# one sentence naming the key (renamed keys, the schema, the model names); then snakemake's validate, which
+# also fills in the schema's defaults, so the rules read every setting as config["a"]["b"]
+check_config(config, source="the Snakemake config")
 validate(config, "config/schema.yaml")
-check_model_names(config, "the Snakemake config")
 
 
 include: "rules/common.smk"  # first: the names every stage shares

@@ -84,6 +84,8 @@ rule evaluate:
                 "tsne_samples": EVALUATION["tsne_samples"],
                 "sensitivity_dataset": SENSITIVITY["dataset"],
                 "protocols": PROTOCOLS,
+                # the runs the config names (under {R}/metrics): a metrics file on disk that is not one is left out
+                "runs": [os.path.relpath(f, f"{R}/metrics") for f in (*input.clean, *input.attacks, *input.eps_sweep)],
             }
         ),
     shell:
