@@ -102,6 +102,8 @@ rule evaluate:
                 "scorecard": output.scorecard,
                 "paper_table": "config/paper_table1.yaml",
                 **EVALUATE_VALUES,
+                # the runs the config names (under {R}/metrics): a metrics file on disk that is not one is left out
+                "runs": [os.path.relpath(f, f"{R}/metrics") for f in (*input.clean, *input.attacks, *input.eps_sweep)],
             }
         ),
     shell:

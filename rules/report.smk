@@ -16,3 +16,4 @@ rule report_index:
         configs=" ".join(shlex.quote(c) for c in CONFIGFILES),
     shell:
         f"{PY} -m robustmvc report --results {shlex.quote(R)} --reports {shlex.quote(REPORTS)} --configs {{params.configs}}"
+        " --landing {output.landing:q}"

@@ -202,6 +202,33 @@ def train_settings(**drop_or_set):
 
 GOOD_DATA = lambda g, c: g["data"]  # noqa: E731
 
+
+def rebuilt(g, c):
+    """The good dataset built again with another seed: another stratified subset, another split."""
+    from robustmvc import data
+
+    data.save(c / "rebuilt.npz", data.build("demo", max_samples=200, seed=1))
+    return c / "rebuilt.npz"
+
+
+def swapped_split(a):
+    a["train_idx"], a["eval_idx"] = a["eval_idx"].copy(), a["train_idx"].copy()
+
+
+def other_checkpoint(g, c):
+    """A second CoMVC trained on the good dataset (another seed): the good generator was not fitted on it."""
+    assert main(train(GOOD_DATA, "--seed", "1", out="other.pt")(g, c)) == 0
+    return c / "other.pt"
+
+
+def report(results, reports):
+    return lambda g, c: ["report", "--results", str(results(g, c)), "--reports", str(reports(g, c))]
+
+
+def empty_folder(c):
+    (c / "empty").mkdir()
+    return c / "empty"
+
 # (id, argv builder (good files, case folder) -> argv, a word the error must contain)
 CASES = [
     # values that were accepted with exit 0
@@ -289,6 +316,31 @@ CASES = [
     ("train-settings-missing-a-key", train_settings(batch_size=None), "training.batch_size"),
     ("train-settings-unknown-key", train_settings(epoch=3), "'epoch' was unexpected"),
     ("train-settings-and-config", lambda g, c: train_settings()(g, c) + ["--config", str(g["config"])], "drop --config"),
+    # lineage: a result and its inputs must come from the same dataset build, split and checkpoint
+    ("evaluate-on-a-rebuilt-dataset", evaluate(data=rebuilt), "another build of demo"),
+    ("evaluate-on-another-split", evaluate(data=lambda g, c: changed_data(g, c, swapped_split)), "split another way"),
+    ("attack-on-a-rebuilt-dataset", lambda g, c: ["attack", "--data", str(rebuilt(g, c)), "--checkpoint", str(g["ckpt"]),
+                                                  "--out", str(c / "a.json"), "--epochs", "1", *CPU], "another build"),
+    ("detect-with-another-checkpoints-generator", lambda g, c: [
+        "detect", "--data", str(g["data"]), "--checkpoint", str(other_checkpoint(g, c)), "--generator", str(g["gen"]),
+        "--out", str(c / "d.json")], "another checkpoint"),
+    ("transfer-on-a-rebuilt-dataset", lambda g, c: [
+        "transfer", "--data", str(rebuilt(g, c)), "--generator", f"comvc={g['gen']}", "--checkpoint",
+        f"comvc={g['ckpt']}", "--out", str(c / "t.csv"), *CPU], "another build"),
+    # writes stay where the user pointed
+    ("report-results-missing", report(lambda g, c: c / "nonexist", lambda g, c: c / "site" / "typo"), "does not exist"),
+    ("report-results-empty", report(lambda g, c: empty_folder(c), lambda g, c: c / "rep"), "no run metrics"),
+    ("report-folder-empty", report(lambda g, c: c, lambda g, c: ""), "empty"),
+    ("report-folder-root", report(lambda g, c: c, lambda g, c: "/"), "root"),
+    ("config-results-dir-empty", lambda g, c: train(GOOD_DATA, "--config", str(config_file(c, {"results_dir": ""})))(g, c),
+     "folder of its own"),
+    # settings checked before the work
+    ("config-seeds-empty", lambda g, c: train(GOOD_DATA, "--config", str(config_file(c, {"seeds": []})))(g, c),
+     "seeds is an empty list"),
+    ("set-encoder-width-zero", train(GOOD_DATA, "--set", "encoder_width=0"), "encoder_width"),
+    ("set-pgd-eps-negative", lambda g, c: ["train", "--data", str(g["data"]), "--model", "ardmvc", "--out",
+                                           str(c / "p.pt"), "--epochs", "1", "--config", str(g["config"]), *CPU,
+                                           "--set", "pgd_eps=-0.5"], "pgd_eps"),
 ]
 
 
@@ -372,3 +424,77 @@ def test_snakemake_refuses_a_misspelt_model_before_any_job(tmp_path):
     assert run.returncode != 0
     assert "transfer.models" in run.stdout + run.stderr and "comvcc" in run.stdout + run.stderr
 
+
+
+def test_old_checkpoint_without_lineage_loads_with_a_warning(good, tmp_path, caplog):
+    """Files from before lineage was recorded are accepted, with one warning that they cannot be checked."""
+    ckpt = torch.load(good["ckpt"], weights_only=True)
+    del ckpt["meta"]["lineage"]
+    torch.save(ckpt, tmp_path / "old.pt")
+    assert main(evaluate(ckpt=lambda g, c: c / "old.pt")(good, tmp_path)) == 0
+    assert [r.message.split(" (")[0] for r in caplog.records if r.name == "robustmvc.lineage"] == [
+        "old.pt records no lineage"]
+
+
+def test_outputs_record_their_lineage_and_where_they_were_made(good, tmp_path):
+    from robustmvc import data, lineage
+
+    ds = data.load(good["data"])
+    made = lineage.of_data(ds)
+    assert torch.load(good["ckpt"], weights_only=True)["meta"]["lineage"]["data"] == made
+    # the same samples split another way differ in the split only; another build differs in its samples
+    swapped = lineage.of_data(data.load(changed_data(good, tmp_path, swapped_split)))
+    assert swapped["samples"] == made["samples"] and swapped["split"] != made["split"]
+    assert lineage.of_data(data.load(rebuilt(good, tmp_path)))["samples"] != made["samples"]
+    rec = yaml.safe_load(good["metrics"].read_text())  # JSON is YAML
+    assert rec["lineage"]["data"] == made and rec["lineage"]["checkpoint"] == lineage.file_hash(good["ckpt"])
+    assert rec["lineage"]["settings"] == lineage.settings_hash({"attack": "gan", **rec["settings"]})
+    where = rec["provenance"]
+    assert where["torch"] == torch.__version__ and where["threads"] >= 1 and where["cpu_seconds"] >= 0
+    assert where["machine"] and where["commit"] and where["precision"] in ("fp32", "bf16")
+    # no absolute path of the machine in what is shipped
+    assert str(good["data"].parent) not in good["metrics"].read_text()
+
+
+def test_a_full_disk_while_saving_a_checkpoint_is_one_sentence(good, tmp_path):
+    """A file-size limit makes every write past 4 KB fail as a full disk does; the checkpoint is larger."""
+    import resource
+
+    env = {"PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1"}
+    run = subprocess.run([sys.executable, "-m", "robustmvc", *train(GOOD_DATA)(good, tmp_path)], capture_output=True,
+                         text=True, env=env, preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096)))
+    lines = [line for line in run.stderr.replace("\r", "\n").splitlines() if line.strip() and "model comvc" not in line]
+    assert run.returncode == 1 and len(lines) == 1 and lines[0].startswith("error: could not write"), run.stderr
+    assert "free space" in lines[0] and "enforce fail" not in run.stderr
+    assert not list(tmp_path.iterdir())  # no half checkpoint, no temporary file
+
+
+def test_ctrl_c_during_training_is_one_sentence(good, tmp_path):
+    import signal
+    import time
+
+    env = {"PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
+    argv = train(GOOD_DATA)(good, tmp_path)
+    argv[argv.index("--epochs") + 1] = "1000"
+    run = subprocess.Popen([sys.executable, "-m", "robustmvc", *argv], stderr=subprocess.PIPE, text=True, env=env,
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    seen = ""
+    while "model comvc" not in seen:  # the progress bar: training has started
+        seen += run.stderr.read(1)
+    time.sleep(1)
+    run.send_signal(signal.SIGINT)
+    rest = run.communicate(timeout=60)[1]
+    lines = [line for line in (seen + rest).replace("\r", "\n").splitlines() if line.strip() and "model comvc" not in line]
+    assert run.returncode == 130 and len(lines) == 1 and lines[0].startswith("error: interrupted"), seen + rest
+    assert not list(tmp_path.iterdir())
+
+
+def test_snakemake_refuses_an_empty_results_dir_before_any_job(tmp_path):
+    from conftest import snakemake
+
+    overlay = tmp_path / "empty.yaml"
+    overlay.write_text(yaml.safe_dump({"results_dir": ""}))
+    run = snakemake("-n", "--cores", "1", "--configfile", "config/demo.yaml", str(overlay))
+    out = run.stdout + run.stderr
+    assert run.returncode != 0 and "results_dir '' is not a folder of its own" in out
+    assert "/data/demo.npz" not in out

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from robustmvc import claims, config, report
+from robustmvc import claims, config, report, tables
 from conftest import ROOT
 
 
@@ -131,7 +131,11 @@ def test_scorecard_reaches_the_index_page(tmp_path):
     assert set(claims.left_out(cfg)) == {"regdb"}   # RegDB's folder is the user's; PatchedMNIST runs
     tidy = _tidy(*_runs("comvc", "gan-both", [0.9] * 3, [0.2, 0.25, 0.3]),
                  *_runs("comvc", "gan-both", [0.9] * 3, [0.2, 0.25, 0.3], dataset="noisyfashion", protocol="strict"))
-    scale = claims.scale_summary(cfg, tidy, ["cpu", None])
+    provenance = pd.DataFrame([{"run": "noisymnist/comvc/clean/seed0", "device": "cpu", "machine": "CPU A", "torch": "2.1",
+                                "precision": "fp32", "threads": 1, "commit": "abc", "dirty": False},
+                               {"run": "noisymnist/comvc/clean/seed1", "device": None, "machine": None}],
+                              columns=["run", *tables.PROVENANCE])
+    scale = claims.scale_summary(cfg, tidy, provenance)
     assert scale["samples"] == {"noisymnist": 10000, "noisyfashion": 10000, "patchedmnist": "all"}
     assert scale["encoder_width"] == 16
     assert scale["seeds"] == {"comvc": 3} and scale["device"] == ["cpu"] and scale["eps"]["noisyfashion"] == 0.15
@@ -148,3 +152,23 @@ def test_scorecard_reaches_the_index_page(tmp_path):
     assert "+0.250 [+0.200, +0.300], 3 seeds: +0.300 +0.250 +0.200" in page
     assert "compute 1.0 h" in page and "encoder width 16" in page and "regdb" in page
     assert "noisymnist" in page and "strict" in page and "paper" in page
+
+
+def _where(run, machine, commit="abc"):
+    return {"run": run, "device": "cpu", "machine": machine, "torch": "2.1", "precision": "fp32", "threads": 1,
+            "commit": commit, "dirty": False}
+
+
+def test_machines_say_which_runs_came_from_which():
+    frame = lambda *rows: pd.DataFrame(list(rows), columns=["run", *tables.PROVENANCE])  # noqa: E731
+    one = claims.machines(frame(_where("d/m/clean/seed0", "CPU X"), _where("d/m/clean/seed1", "CPU X", "def")))
+    assert one == [{"machine": "CPU X", "torch": "2.1", "precision": "fp32", "threads": 1, "runs": 2,
+                    "commits": ["abc", "def"]}]
+    assert "which" not in one[0] and report.machines_text(one).startswith("machine CPU X")
+    mixed = claims.machines(frame(_where("d/m/clean/seed0", "CPU X"), _where("d/m/gan-both/paper/seed0", "GPU Y"),
+                                  {"run": "d/m/clean/seed1", "machine": None}))
+    assert [(m["machine"], m["runs"], m["which"]) for m in mixed] == [
+        ("CPU X", 1, ["d/m/clean/seed0"]), ("GPU Y", 1, ["d/m/gan-both/paper/seed0"]),
+        ("not recorded", 1, ["d/m/clean/seed1"])]
+    text = report.machines_text(mixed)
+    assert "3 machines" in text and "d/m/gan-both/paper/seed0" in text

@@ -5,9 +5,10 @@ import json
 import re
 
 import numpy as np
+import pytest
 from PIL import Image
 
-from robustmvc import report
+from robustmvc import report, tables
 from robustmvc.files import write_json
 from robustmvc.pages import RUNTIME_CLASS
 
@@ -49,12 +50,12 @@ def make_results(tmp_path):
     (results / "benchmarks" / "03_attack").mkdir(parents=True)
     (results / "benchmarks" / "03_attack" / "demo-comvc-gan-both-paper-seed0.tsv").write_text(
         "s\th:m:s\tmax_rss\tmean_load\tcpu_time\n12.50\t0:00:12\t100\t90\t11.25\n")
-    (results / "metrics" / "all.csv").write_text("dataset,model\ndemo,comvc\n")
+    tables.collect(results).to_csv(results / "metrics" / "all.csv", index=False)
     claim = {"claim": "attack-hurts", "model": "comvc", "dataset": "demo", "text": "the attack hurts CoMVC",
              "numbers": "0.90 -> 0.30", "protocol": "paper", "verdict": "inconclusive"}
     write_json(results / "metrics" / "scorecard.json", {
         "claims": [claim, {**claim, "protocol": "strict", "verdict": "holds"}], "evidence": "06_evaluate/evaluate.html",
-        "rule": "a rule", "left_out": {}, "scale": {"scale": "demo", "seeds": {"comvc": 2}}})
+        "rule": "a rule", "left_out": {}, "scale": {"scale": "demo", "seeds": {"comvc": 2}, "device": ["cpu"]}})
     for seed in (0, 1):
         page = reports / "03_attack" / f"demo-comvc-gan-both-paper-seed{seed}.html"
         page.parent.mkdir(parents=True, exist_ok=True)
@@ -113,7 +114,7 @@ def test_figures_move_to_files_that_hold_the_same_pixels_and_orphans_go(tmp_path
 
 def test_index_has_the_attack_grid_and_the_landing_page_a_line_per_scale(tmp_path):
     results, reports, config = make_results(tmp_path)
-    report.write_index(results, reports, [str(config)])
+    report.write_index(results, reports, [str(config)], landing=reports.parent / "index.html")
     index = (reports / "index.html").read_text()
     grid = index[index.index("class='grid'"):]
     assert "<th>gan-both (paper)</th>" in grid and "<td>comvc</td>" in grid
@@ -125,6 +126,21 @@ def test_index_has_the_attack_grid_and_the_landing_page_a_line_per_scale(tmp_pat
     assert summary["claims"] == {"holding": 1, "failing": 0, "inconclusive": 1, "not informative": 0}
     assert "verdicts: 1 holding, 0 failing, 1 inconclusive, 0 not informative" in landing
     assert "href='demo/index.html'" in landing
+
+
+def test_the_report_writes_nothing_outside_its_folder_unless_given_the_landing_page(tmp_path):
+    results, reports, config = make_results(tmp_path)
+    (reports.parent / "index.html").write_text("a page of the site's own")
+
+    def outside():
+        return {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and reports not in p.parents}
+
+    before = outside()
+    report.write_index(results, reports, [str(config)])
+    assert outside() == before and (reports / "index.html").is_file()
+    with pytest.raises(ValueError, match="folder above"):
+        report.write_index(results, reports, [str(config)], landing=tmp_path / "index.html")
+    assert outside() == before
 
 
 def test_training_pages_are_grouped_by_the_registry_family_in_table_order(tmp_path):

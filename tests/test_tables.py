@@ -126,6 +126,43 @@ def test_collect_names_the_protocol_of_new_and_old_files(tmp_path):
         tables.collect(tmp_path)
 
 
+def test_collect_reads_the_configured_runs_and_lists_the_rest_as_ignored(results):
+    # a stale file: a seed the config no longer names, with a score that would move the mean
+    _write(results, "noisymnist", "comvc", "clean", 9, (0.1, 0.1, 0.1))
+    runs = ["noisymnist/comvc/gan-both/seed0.json", "noisymnist/comvc/gan-both/seed1.json",
+            "noisymnist/comvc/clean/seed0.json", "noisyfashion/simvc/gan-both/seed0.json"]
+    everything = tables.collect(results)
+    assert 9 in set(everything["seed"]) and everything.attrs["ignored"] == []
+    tidy = tables.collect(results, runs)
+    assert set(tidy["seed"]) == {0, 1} and len(tidy) == len(everything) - 1
+    assert tidy.attrs["ignored"] == ["noisymnist/comvc/clean/seed9.json"]
+    assert tables.summarize(tidy).query("attack == 'none'")["acc_mean"].tolist() == [0.9]
+    assert list(tables.run_provenance(results, runs)["run"]) == [r.removesuffix(".json") for r in sorted(runs)]
+    with pytest.raises(ValueError, match="no metrics file.*seed2"):
+        tables.collect(results, runs + ["noisymnist/comvc/clean/seed2.json"])
+    with pytest.raises(ValueError, match="relative"):
+        tables.collect(results, [str(results / "metrics" / runs[0])])
+
+
+def test_collect_refuses_runs_of_other_builds_or_checkpoints(results):
+    def lineage(path, **made):
+        f = results / "metrics" / path
+        f.write_text(json.dumps({**json.loads(f.read_text()), "lineage": made}))
+
+    build = {"dataset": "noisymnist", "samples": "a1", "split": "b1"}
+    lineage("noisymnist/comvc/clean/seed0.json", data=build, checkpoint="c0")
+    lineage("noisymnist/comvc/gan-both/seed0.json", data=build, checkpoint="c0")
+    lineage("noisymnist/comvc/gan-both/seed1.json", data=build, checkpoint="c1")
+    assert len(tables.collect(results)) == 7
+    lineage("noisymnist/comvc/gan-both/seed1.json", data={**build, "split": "b2"}, checkpoint="c1")
+    with pytest.raises(ValueError, match="different builds or splits of noisymnist"):
+        tables.collect(results)
+    lineage("noisymnist/comvc/gan-both/seed1.json", data=build, checkpoint="c1")
+    lineage("noisymnist/comvc/gan-both/seed0.json", data=build, checkpoint="c-old")
+    with pytest.raises(ValueError, match="another checkpoint of comvc"):
+        tables.collect(results)
+
+
 # ---------------------------------------------------------------------------------------------
 # Paired comparisons. Tidy frames are built by hand (`_tidy`) or read from metric files written in the
 # layout `{results}/metrics/{dataset}/{model}/{variant}/{protocol}/seed{seed}.json` (`_write_run`).

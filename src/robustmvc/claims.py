@@ -248,8 +248,30 @@ def left_out(cfg: dict) -> dict[str, str]:
     return out
 
 
-def scale_summary(cfg: dict, tidy: pd.DataFrame, devices) -> dict:
-    """The scale in plain values: samples, encoder width, epochs, seeds per model, eps, device."""
+def machines(provenance: pd.DataFrame) -> list[dict]:
+    """The machines the runs were made on (`tables.run_provenance`): one entry per machine, torch version,
+    precision and thread count, with its number of runs and commits; when there is more than one, each
+    also lists its runs, so a report mixing machines says which run came from which."""
+    out = []
+    keys = ["machine", "torch", "precision", "threads"]
+    known = provenance.dropna(subset=["machine"])
+    for values, group in known.groupby(keys, sort=True):
+        out.append({**dict(zip(keys, values)), "threads": int(values[3]), "runs": int(len(group)),
+                    "commits": sorted(set(group["commit"].dropna()) | ({"uncommitted changes"} if group["dirty"].any()
+                                                                      else set()))})
+    if len(provenance) > len(known):
+        out.append({"machine": "not recorded", "runs": int(len(provenance) - len(known))})
+    if len(out) > 1:
+        for entry, (_, group) in zip(out, known.groupby(keys, sort=True)):
+            entry["which"] = sorted(group["run"])
+        if out[-1]["machine"] == "not recorded":
+            out[-1]["which"] = sorted(provenance.loc[provenance["machine"].isna(), "run"])
+    return out
+
+
+def scale_summary(cfg: dict, tidy: pd.DataFrame, provenance: pd.DataFrame) -> dict:
+    """The scale in plain values: samples, encoder width, epochs, seeds per model, eps, device, and the
+    machines the runs were made on (`machines`)."""
     datasets = [d for d, e in (cfg.get("datasets") or {}).items() if e is not None and d not in left_out(cfg)]
     runs = tidy[tidy["attack"] == "gan-both"].groupby("model")["seed"].nunique()
     epochs = {m: resolve(cfg, m, datasets[0] if datasets else None)[1]["epochs"] for m in ("comvc", "ardmvc-am")}
@@ -260,7 +282,8 @@ def scale_summary(cfg: dict, tidy: pd.DataFrame, devices) -> dict:
                        "attack": (cfg.get("attack") or {}).get("epochs")},
             "seeds": {m: int(n) for m, n in runs.items()},
             "eps": {d: cfg["datasets"][d].get("eps") for d in datasets},
-            "device": sorted({str(d) for d in devices if d}) or [str(cfg.get("device", "auto"))]}
+            "device": sorted({str(d) for d in provenance["device"].dropna()}) or [str(cfg.get("device", "auto"))],
+            "machines": machines(provenance)}
 
 
 def scorecard(verdicts: pd.DataFrame, scale: dict, omitted: dict[str, str]) -> dict:

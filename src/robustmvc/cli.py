@@ -80,7 +80,7 @@ def _train(args) -> None:
 
 
 def _evaluate(args) -> None:
-    from robustmvc import data, train
+    from robustmvc import data, lineage, train
     from robustmvc.device import resolve_device
     from robustmvc.protocols import clean_scores
     from robustmvc.files import check_outputs, write_json
@@ -92,16 +92,20 @@ def _evaluate(args) -> None:
     if [list(s) for s in ds.view_shapes] != [list(s) for s in meta["view_shapes"]]:
         raise ValueError(f"{args.checkpoint} was trained on views {meta['view_shapes']}, "
                          f"{args.data} has {ds.view_shapes}; evaluate it on the dataset it was trained on")
+    data_id = lineage.of_data(ds)
+    lineage.check_data((meta.get("lineage") or {}).get("data"), data_id, args.checkpoint, args.data,
+                       f"evaluate it on the dataset file it was trained on, or retrain it on {lineage.shown(args.data)}")
     scores = clean_scores(model, *ds.part("eval"), device=device)
     write_json(args.out, {"dataset": meta.get("dataset"), "model": meta["model"], "seed": meta.get("seed"),
-                          "n_eval": int(len(ds.eval_idx)), "clean": scores})
+                          "n_eval": int(len(ds.eval_idx)), "clean": scores,
+                          "lineage": {"data": data_id, "checkpoint": lineage.file_hash(args.checkpoint)}})
     print(" ".join(f"{k}={v:.4f}" for k, v in scores.items()))
 
 
 def _report(args) -> None:
     from robustmvc.report import write_index
 
-    print(f"wrote {write_index(args.results, args.reports, args.configs)}")
+    print(f"wrote {write_index(args.results, args.reports, args.configs, args.landing)}")
 
 
 def _attack(args) -> None:
@@ -284,6 +288,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--results", required=True, help="results directory of one experiment scale")
     r.add_argument("--reports", required=True, help="report directory of that scale, e.g. reports/demo")
     r.add_argument("--configs", nargs="*", default=[], help="config files to show on the page")
+    r.add_argument("--landing", help="also rewrite this landing page, index.html of the folder above --reports "
+                                     "(one line per scale); without it nothing outside --reports is written")
     r.set_defaults(func=_report)
 
     a = sub.add_parser("attack", help="attack a checkpoint on the eval half; pre/post ACC/NMI/ARI to JSON")
@@ -369,4 +375,10 @@ def main(argv=None) -> int:
         message = " ".join(str(err).split()) or type(err).__name__
         print(f"error: {message}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        if args.verbose:
+            traceback.print_exc()
+        print("error: interrupted before the command finished; an output it was writing was removed, those it had "
+              "finished are kept, so rerun the command to complete it", file=sys.stderr)
+        return 130
     return 0

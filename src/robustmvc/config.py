@@ -87,10 +87,14 @@ def validate(cfg: dict, complete: bool = True, source: str = "the config") -> di
     error = jsonschema.exceptions.best_match(_filling_validator()(schema).iter_errors(cfg))
     if error is not None:
         key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
-        fix = "fix it (see config/schema.yaml)"
+        problem, fix = f"{key}: {error.message}", "fix it (see config/schema.yaml)"
         if isinstance(error.instance, str) and _is_number(error.instance):
             fix = "write it as a number YAML reads as one, e.g. 1.0e-4 rather than 1e-4"
-        raise ValueError(f"{source}: {key}: {error.message}; {fix}")
+        elif error.validator == "pattern" and error.schema.get("description"):
+            problem = f"{key} {error.instance!r} is not {error.schema['description']}"
+        elif error.validator == "minItems" and not error.instance:
+            problem, fix = f"{key} is an empty list", f"give at least {error.validator_value} entry"
+        raise ValueError(f"{source}: {problem}; {fix}")
     return cfg
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import tempfile
 import threading
@@ -163,13 +164,29 @@ def check_outputs(outputs: dict, inputs: dict | None = None) -> None:
             seen[p] = f"the output {flag}"
 
 
+def check_folder(path, flag: str, example: str) -> Path:
+    """Refuse an empty folder name or the file system's root as a folder of outputs: an empty results
+    folder would put every output at /data, /models, ..."""
+    if path is None or not str(path).strip():
+        raise ValueError(f"{flag} is empty; name a folder of its own, e.g. {example}")
+    path = Path(path)
+    if path.resolve() == Path(path.resolve().anchor):
+        raise ValueError(f"{flag} {path} is the file system's root; name a folder of its own, e.g. {example}")
+    return path
+
+
 def save_module(path: str | Path, module, meta: dict) -> None:
     """A module's state_dict (on CPU) with the plain-data `meta` needed to rebuild it, whole or not at all."""
     import torch
 
     state = {k: v.detach().cpu() for k, v in module.state_dict().items()}
     with atomic_path(path) as tmp:
-        torch.save({"state_dict": state, "meta": meta}, tmp)
+        try:
+            torch.save({"state_dict": state, "meta": meta}, tmp)
+        except RuntimeError:  # torch's writer reports a failed write as an "enforce fail" of its zip code
+            free = shutil.disk_usage(tmp.parent).free / 1e6
+            raise OSError(f"could not write {path}: the write failed with {free:.1f} MB free on its "
+                          "disk (full?); free space there or choose another location, then rerun") from None
 
 
 def load_module_file(path: str | Path, device="cpu", hint: str = "") -> dict:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import html
 import json
 import logging
-import subprocess
 import sys
 
 import pandas as pd
@@ -65,18 +64,6 @@ def _png_with_alt(fig):
     return png_bytes(fig), {"alt": alt_text(fig)}
 
 
-def git_state() -> tuple[str, bool]:
-    """(short commit of HEAD, whether tracked files differ from it); ("unknown", False) outside git."""
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown", False
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                           text=True).stdout.strip()
-    return commit, bool(dirty)
-
-
 def check_parameters(namespace: dict, declared, required=()) -> None:
     """Refuse a notebook run whose parameters are not the notebook's: a name its parameters cell does not
     define (a misspelt `chekpoint` would otherwise leave the default and write to the scratch folder), or a
@@ -108,18 +95,20 @@ _PARAMETER_TYPES = (str, int, float, bool, list, dict, type(None))  # what paper
 
 def runtime(device: str = "cpu", precision: str = "fp32") -> dict:
     """Where and from what the page's computation ran: the code's commit (and whether the tree had
-    uncommitted changes), the resolved device, torch's thread count and the precision (the run's
-    `precision` resolved for the device)."""
+    uncommitted changes), the resolved device and the machine's CPU model or GPU name, torch's thread
+    count and the precision (the run's `precision` resolved for the device)."""
     # imported here, not at module level: the report writer reads this module's page helpers and
     # must not load torch (seconds) for them
     import torch
 
     from robustmvc.device import resolve_device, resolve_precision
+    from robustmvc.lineage import git_state, machine
 
     commit, dirty = git_state()
     dev = resolve_device(device)
-    return {"commit": commit, "dirty": dirty, "device": str(dev), "threads": torch.get_num_threads(),
-            "precision": resolve_precision(precision, dev), "torch": torch.__version__}
+    return {"commit": commit, "dirty": dirty, "device": str(dev), "machine": machine(dev),
+            "threads": torch.get_num_threads(), "precision": resolve_precision(precision, dev),
+            "torch": torch.__version__}
 
 
 def setup(device: str = "cpu", precision: str = "fp32") -> None:

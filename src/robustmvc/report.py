@@ -20,11 +20,12 @@ import re
 import shutil
 from pathlib import Path
 
-import numpy as np
+import pandas as pd
 
 from robustmvc import __version__, registry, variants
-from robustmvc.files import atomic_path, read_json, write_json
-from robustmvc.pages import RUNTIME_CLASS, git_state
+from robustmvc.files import atomic_path, check_folder, read_json, write_json
+from robustmvc.lineage import git_state, shown as shown_path
+from robustmvc.pages import RUNTIME_CLASS
 from robustmvc.tables import DATASET_ORDER, MODEL_ORDER
 
 STYLE = """
@@ -156,6 +157,7 @@ def provenance_header(page: Path, reports: Path, results: Path, commit: tuple[st
         "reports built at": html.escape(sha) + (" (with uncommitted changes)" if dirty else ""),
         "config": configs,
         "device": html.escape(str(runtime.get("device", "not recorded"))),
+        "machine": html.escape(str(runtime.get("machine", "not recorded"))),
         "threads": html.escape(str(runtime.get("threads", "not recorded"))),
         "precision": html.escape(str(runtime.get("precision", "fp32"))),
         "compute": (f"{bench['seconds']:.1f} s wall, {bench['cpu_seconds']:.1f} s CPU" if bench else "not recorded"),
@@ -294,18 +296,20 @@ def finish_page(page: Path, reports: Path, results: Path, commit: tuple[str, boo
 
 
 def clean_table(results: Path) -> str:
-    """Clean ACC/NMI/ARI, mean +- sample std over seeds (as Table 1), one row per (dataset, model)."""
-    cells: dict[tuple[str, str], list[dict]] = {}
-    for f in sorted(results.glob("metrics/*/*/clean/seed*.json")):
-        dataset, model = f.parts[-4], f.parts[-3]
-        cells.setdefault((dataset, model), []).append(read_json(f)["clean"])
-    if not cells:
+    """Clean ACC/NMI/ARI, mean +- sample std over seeds (as Table 1), one row per (dataset, model), from the
+    evaluation's tidy table (`metrics/all.csv`: the runs the config names, not every file on disk)."""
+    tidy = results / "metrics" / "all.csv"
+    if not tidy.is_file():
+        return "<p class='muted'>No clean metrics yet (the evaluation notebook writes metrics/all.csv).</p>"
+    table = pd.read_csv(tidy)
+    clean = table[(table["attack"] == "none") & (table["phase"] == "pre")]
+    if clean.empty:
         return "<p class='muted'>No clean metrics yet.</p>"
     rows = []
-    for (dataset, model), runs in sorted(cells.items()):
+    for (dataset, model), runs in clean.groupby(["dataset", "model"], sort=True):
         vals = []
         for key in ("acc", "nmi", "ari"):
-            x = np.array([r[key] for r in runs])
+            x = runs[key].to_numpy()
             vals.append(f"{x.mean():.3f} &plusmn; {x.std(ddof=1):.3f}" if len(x) > 1 else f"{x[0]:.3f}")
         rows.append(f"<tr><td>{dataset}</td><td>{model}</td><td>{len(runs)}</td>" +
                     "".join(f"<td>{v}</td>" for v in vals) + "</tr>")
@@ -352,7 +356,25 @@ def _scale_line(scale: dict, seconds: float) -> str:
             f" &middot; encoder width {scale.get('encoder_width')} &middot; epochs {ep.get('baselines')} (baselines), "
             f"{ep.get('defenses')} (defenses), {ep.get('attack')} (attack) &middot; seeds {html.escape(seeds)} &middot; "
             f"eps {html.escape(each(scale.get('eps', {})))} &middot; device {html.escape(', '.join(scale.get('device', [])))}"
+            f" &middot; {machines_text(scale.get('machines') or [])}"
             f" &middot; compute {seconds / 3600:.1f} h (sum of every job's wall time)</p>")
+
+
+def machines_text(machines: list[dict]) -> str:
+    """Where the runs were made (`claims.machines`), as HTML: one machine in a phrase; several, each with
+    its runs."""
+    def one(m):
+        if m["machine"] == "not recorded":
+            return f"machine not recorded ({m['runs']} runs written before provenance was recorded)"
+        return (f"{m['machine']}, torch {m['torch']}, {m['precision']}, {m['threads']} thread(s), "
+                f"commit {', '.join(m['commits'])}: {m['runs']} runs")
+
+    if not machines:
+        return "machine not recorded"
+    if len(machines) == 1:
+        return "machine " + html.escape(one(machines[0]))
+    return ("runs from " + str(len(machines)) + " machines: " + "; ".join(
+        f"{html.escape(one(m))} (<small>{html.escape(', '.join(m.get('which', [])))}</small>)" for m in machines))
 
 
 def scorecard_section(results: Path) -> str:
@@ -499,20 +521,36 @@ def claim_counts(results: Path) -> dict[str, int]:
 
 
 def scale_summary(results: Path, reports: Path, when: str, commit: tuple[str, bool]) -> dict:
-    """What ran at this scale, for the landing page's line about it (also written as summary.json)."""
-    runs = [f for f in results.glob("metrics/*/*/clean/seed*.json")]
-    devices = sorted({read_json(f).get("device") for f in results.glob("metrics/**/seed*.json")} - {None})
+    """What ran at this scale, for the landing page's line about it (also written as summary.json): the
+    runs of the evaluation's tidy table (`metrics/all.csv`) and the devices of the scorecard's scale."""
+    tidy = results / "metrics" / "all.csv"
+    clean = pd.read_csv(tidy).query("attack == 'none'") if tidy.is_file() else pd.DataFrame(
+        columns=["dataset", "model", "seed"])
+    card = results / "metrics" / "scorecard.json"
+    devices = read_json(card)["scale"].get("device", []) if card.is_file() else []
     return {"scale": reports.name, "date": when, "commit": commit[0], "dirty": commit[1],
-            "datasets": sorted({f.parts[-4] for f in runs}), "models": sorted({f.parts[-3] for f in runs}),
-            "seeds": sorted({int(f.stem[4:]) for f in runs}), "devices": devices,
+            "datasets": sorted(set(clean["dataset"])), "models": sorted(set(clean["model"])),
+            "seeds": sorted({int(s) for s in clean["seed"]}), "devices": devices,
             "claims": claim_counts(results)}
 
 
-def write_index(results: str | Path, reports: str | Path, configs: list[str]) -> Path:
+def write_index(results: str | Path, reports: str | Path, configs: list[str], landing: str | Path | None = None) -> Path:
     """The scale's index, after finishing every notebook page under `reports` (header, back link,
-    shared CSS, figure files, folded figures) and shipping the data they link; then the landing page
-    above it. Figure files no page shows any more (a page rendered again) are removed."""
-    results, reports = Path(results), Path(reports)
+    shared CSS, figure files, folded figures) and shipping the data they link; with `landing` (the
+    `index.html` of the folder above `reports`), the landing page too. Nothing is written outside
+    `reports` and `landing`. Figure files no page shows any more (a page rendered again) are removed.
+    A results folder without metrics, an empty or root folder and a landing elsewhere are refused
+    before anything is written."""
+    results, reports = check_folder(results, "--results", "results/demo"), check_folder(reports, "--reports", "reports/demo")
+    if not results.is_dir():
+        raise FileNotFoundError(f"the results folder {results} does not exist; pass the results_dir the workflow "
+                                "wrote (e.g. results/demo)")
+    if not any((results / "metrics").glob("*/*/*/seed*.json")):
+        raise ValueError(f"the results folder {results} holds no run metrics (metrics/DATASET/MODEL/...); pass the "
+                         "results_dir the workflow wrote, or run the workflow first")
+    if landing is not None and Path(landing).resolve() != reports.resolve().parent / "index.html":
+        raise ValueError(f"--landing {landing} is not index.html of the folder above --reports {reports}; "
+                         f"pass {reports.parent / 'index.html'}")
     reports.mkdir(parents=True, exist_ok=True)
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     commit = git_state()
@@ -532,7 +570,7 @@ def write_index(results: str | Path, reports: str | Path, configs: list[str]) ->
             f"<header class='provenance'><p class='muted'>Built {now} &middot; robustmvc {__version__} &middot; "
             f"commit {html.escape(commit[0])}{' (built with uncommitted changes)' if commit[1] else ''} &middot; "
             f"device {html.escape(', '.join(summary['devices']) or 'not recorded')} &middot; "
-            f"results in <code>{html.escape(str(results))}</code></p>"
+            f"results in <code>{html.escape(shown_path(results))}</code></p>"
             f"<p class='muted'>Data beside the pages: {links or 'none yet'}</p></header>"
             f"{scorecard_section(results)}"
             f"<h2>Clean clustering on the evaluation half</h2>{clean_table(results)}"
@@ -541,7 +579,8 @@ def write_index(results: str | Path, reports: str | Path, configs: list[str]) ->
             f"<h2>Configuration</h2>{config_text}")
     index = reports / "index.html"
     _write(index, _page(f"robustmvc: {reports.name}", body))
-    write_landing(reports.parent)
+    if landing is not None:
+        write_landing(reports.parent)
     return index
 
 

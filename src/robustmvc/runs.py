@@ -20,7 +20,7 @@ import torch
 
 from robustmvc import config as config_mod
 from robustmvc import data as data_mod
-from robustmvc import detect, protocols, registry
+from robustmvc import detect, lineage, protocols, registry
 from robustmvc.attacks import embedding, gan
 from robustmvc.attacks.run import AttackResult, check_attack_settings, run
 from robustmvc.attacks.transfer import transfer_scores
@@ -45,19 +45,24 @@ def train_run(data_path: str | Path, model_name: str, seed: int, checkpoint: str
     precision = resolve_precision(job["precision"], dev)
     seed_everything(seed)
     model = registry.build(model_name, ds.view_shapes, ds.n_clusters, **settings).to(dev)
-    start = time.perf_counter()
+    made = {"data": lineage.of_data(ds), "settings": lineage.settings_hash({"model": model_name, **settings,
+                                                                             "train": tcfg})}
+    start, cpu_start = time.perf_counter(), time.process_time()
     history = train(model, ds.part("train")[0], tcfg, name=model_name, device=dev, progress=progress,
                     precision=precision)
     seconds = time.perf_counter() - start
+    where = lineage.provenance(dev, precision, seconds, time.process_time() - cpu_start)
     save_checkpoint(checkpoint, model, {
         "model": model_name, "settings": settings, "train": tcfg, "view_shapes": ds.view_shapes,
         "n_clusters": ds.n_clusters, "dataset": dataset, "seed": seed, "history": history,
-        "train_seconds": seconds, "device": str(dev), "precision": precision})
+        "train_seconds": seconds, "device": str(dev), "precision": precision, "lineage": made,
+        "provenance": where})
     scores = protocols.clean_scores(model, *ds.part("eval"), device=dev)
     if metrics:
         write_json(metrics, {"dataset": dataset, "model": model_name, "seed": seed, "n_eval": int(len(ds.eval_idx)),
-                             "train_seconds": seconds, "precision": precision, "settings": settings, "train": tcfg,
-                             "clean": scores})
+                             "train_seconds": seconds, "device": str(dev), "precision": precision,
+                             "settings": settings, "train": tcfg, "clean": scores,
+                             "lineage": dict(made, checkpoint=lineage.file_hash(checkpoint)), "provenance": where})
     return {"model": model, "dataset": dataset, "settings": settings, "train": tcfg, "history": history,
             "seconds": seconds, "samples_per_second": len(ds.train_idx) * len(history) / seconds,
             "device": dev, "clean": scores}
@@ -133,13 +138,20 @@ def attack_files(data: str | Path, checkpoint: str | Path, out: str | Path, job:
     if [list(s) for s in ds.view_shapes] != [list(s) for s in meta["view_shapes"]]:
         raise ValueError(f"{checkpoint} was trained on views {meta['view_shapes']}, {data} has "
                          f"{ds.view_shapes}; attack it on the dataset it was trained on")
+    data_id = lineage.of_data(ds)
+    lineage.check_data((meta.get("lineage") or {}).get("data"), data_id, checkpoint, data,
+                       f"attack it on the dataset file it was trained on, or retrain it on {lineage.shown(data)}")
     dataset = ds.meta.get("dataset") or meta.get("dataset")
+    made = {"data": data_id, "checkpoint": lineage.file_hash(checkpoint),
+            "settings": lineage.settings_hash({"attack": attack, **settings})}
     views, labels = ds.part("eval")
+    start, cpu_start = time.perf_counter(), time.process_time()
     result = run(model, views, labels, settings, attack, dev, progress, precision)
+    where = lineage.provenance(dev, precision, time.perf_counter() - start, time.process_time() - cpu_start)
     record = {"dataset": dataset, "model": meta["model"], "seed": meta.get("seed"), "attack": attack,
-              "data": str(data), "checkpoint": str(checkpoint), "device": str(dev), "precision": precision,
-              "protocol": settings["protocol"], "n_fit": int(len(result.fit_positions)),
-              "n_eval": int(len(result.score_positions)), "settings": settings}
+              "data": lineage.shown(data), "checkpoint": lineage.shown(checkpoint), "device": str(dev),
+              "precision": precision, "protocol": settings["protocol"], "n_fit": int(len(result.fit_positions)),
+              "n_eval": int(len(result.score_positions)), "settings": settings, "lineage": made, "provenance": where}
     record.update(result.summary())
     record.update(collapse_record(result))
     record["history"] = result.history
@@ -147,7 +159,7 @@ def attack_files(data: str | Path, checkpoint: str | Path, out: str | Path, job:
         if generator_out and result.perturber is not None:
             save_attacker(generator_out, attack, result.perturber,
                           {"dataset": dataset, "model": meta["model"], "seed": meta.get("seed"),
-                           "settings": settings, "history": result.history})
+                           "settings": settings, "history": result.history, "lineage": made, "provenance": where})
         if examples_out:
             # the figure module sits a floor above (it reads result tables too); imported here only when a
             # figure is asked for, so an attack job without one does not load matplotlib and seaborn
@@ -174,6 +186,14 @@ def detect_files(data: str | Path, checkpoint: str | Path, generator: str | Path
     if ameta.get("model") not in (None, meta["model"]) or ameta.get("dataset") not in (None, ds.meta.get("dataset")):
         raise ValueError(f"{generator} attacks {ameta.get('model')} on {ameta.get('dataset')}, not {meta['model']} on "
                          f"{ds.meta.get('dataset')}; detect with the generator trained against this checkpoint")
+    data_id = lineage.of_data(ds)
+    lineage.check_data((meta.get("lineage") or {}).get("data"), data_id, checkpoint, data,
+                       "detect on the dataset file the checkpoint was trained on")
+    made = ameta.get("lineage") or {}
+    if made:
+        lineage.check_data(made["data"], data_id, generator, data, "detect on the dataset file it was fitted on")
+    lineage.check_checkpoint(made.get("checkpoint"), checkpoint, generator,
+                             "detect with the generator fitted against this checkpoint")
     views, _ = ds.part("eval")
     train_views, _ = ds.part("train")
     x = to_tensors(views, dev)
@@ -189,8 +209,10 @@ def detect_files(data: str | Path, checkpoint: str | Path, generator: str | Path
         aucs = detect.detection_aucs(model, train_views, views, attacked_views=adv, kinds=kinds, seed=seed)
     record = {"dataset": ds.meta.get("dataset"), "model": meta["model"], "seed": meta.get("seed"),
               "attack": ameta["attack"], "protocol": protocols.protocol_name(ameta.get("settings") or {}),
-              "generator": str(generator), "n_train": int(len(train_views[0])),
-              "n_eval": int(len(views[0])), "auc": aucs}
+              "generator": lineage.shown(generator), "n_train": int(len(train_views[0])),
+              "n_eval": int(len(views[0])), "auc": aucs,
+              "lineage": {"data": data_id, "checkpoint": lineage.file_hash(checkpoint),
+                          "generator": lineage.file_hash(generator)}}
     write_json(out, record)
     return record
 
@@ -204,9 +226,12 @@ def transfer_files(data: str | Path, generators: dict[str, str | Path], checkpoi
     ds = data_mod.load(data)
     views, labels = ds.part("eval")
     x = to_tensors(views, dev)
+    data_id = lineage.of_data(ds)
     perturbers, surrogate_seeds, scored, batch_sizes = {}, {}, {}, set()
     for name, path in generators.items():
         perturber, meta = gan.load_perturber(path, dev)
+        lineage.check_data((meta.get("lineage") or {}).get("data"), data_id, path, data,
+                           "transfer on the dataset file the generators were fitted on")
         surrogate_seeds[name] = meta.get("seed")
         if [list(s) for s in meta["view_shapes"]] != [list(s) for s in ds.view_shapes]:
             raise ValueError(f"generator {path} was trained on views {meta['view_shapes']}, {data} has "
@@ -220,6 +245,9 @@ def transfer_files(data: str | Path, generators: dict[str, str | Path], checkpoi
         scored[name] = protocols.split(len(labels), protocol, settings.get("heldout_fraction", 0.5), settings.get("seed", 0))[1]
         batch_sizes.add(int(settings.get("batch_size", 100)))
     loaded = {name: load_checkpoint(path, dev) for name, path in checkpoints.items()}
+    for name, (_, meta) in loaded.items():
+        lineage.check_data((meta.get("lineage") or {}).get("data"), data_id, checkpoints[name], data,
+                           "transfer on the dataset file the targets were trained on")
     targets = {name: model for name, (model, _) in loaded.items()}
     table = transfer_scores(perturbers, targets, x, labels, protocol, min(batch_sizes, default=100), scored)
     table.insert(0, "dataset", ds.meta.get("dataset"))

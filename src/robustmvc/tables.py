@@ -30,22 +30,49 @@ MODEL_ORDER = registry.names()  # table order: the paper's Table 1, then the def
 DATASET_ORDER = ["regdb", "noisyfashion", "noisymnist", "patchedmnist", "demo", "demo3"]
 
 
-def collect(results: str | Path) -> pd.DataFrame:
-    """One row per (run, phase) over every metrics file under `results/metrics`.
+def metrics_files(results: str | Path, runs=None) -> tuple[list[Path], list[str]]:
+    """(the metrics files to read, the ones on disk left out). Without `runs`, every run file under
+    `results/metrics`. With `runs` (the metrics files the config names, relative to `results/metrics`,
+    as the evaluate rule lists its inputs), exactly those: a missing one is an error, and a file on disk
+    that `runs` does not name (a seed or model no longer configured) is left out and returned, relative
+    to `results/metrics`, so the page can list it as ignored."""
+    metrics = Path(results) / "metrics"
+    on_disk = sorted([*metrics.glob("*/*/*/seed*.json"), *metrics.glob("*/*/*/*/seed*.json")])
+    if runs is None:
+        return on_disk, []
+    named = sorted({Path(r).as_posix() for r in runs})
+    for r in named:
+        if Path(r).is_absolute() or ".." in Path(r).parts or not 4 <= len(Path(r).parts) <= 5:
+            raise ValueError(f"the run {r} is not a metrics file's path under {metrics} "
+                             "(DATASET/MODEL/VARIANT/[PROTOCOL/]seedN.json); name runs relative to it")
+    missing = [r for r in named if not (metrics / r).is_file()]
+    if missing:
+        raise ValueError(f"{len(missing)} configured run(s) have no metrics file under {metrics}, e.g. {missing[0]}; "
+                         "run the workflow to make them, or leave them out of the config")
+    return [metrics / r for r in named], [f.relative_to(metrics).as_posix() for f in on_disk
+                                          if f.relative_to(metrics).as_posix() not in set(named)]
+
+
+def collect(results: str | Path, runs=None) -> pd.DataFrame:
+    """One row per (run, phase) over the metrics files under `results/metrics`: those `runs` names,
+    else every one on disk (`metrics_files`); `attrs["ignored"]` lists the files on disk left out.
 
     The clean evaluation (`attack` none) runs the model as trained, BatchNorm on its running statistics,
     on the whole eval half: its protocol is `strict` (no attacker, so no samples to hold out).
+    Runs that do not belong together are refused (`check_lineage`).
     """
     # imported here, not at module level: the attack module loads torch (seconds), which tables,
     # the report and notebook 08 otherwise never need
     from robustmvc.protocols import protocol_name
 
-    rows = []
+    rows, records = [], {}
     metrics = Path(results) / "metrics"
-    for f in sorted([*metrics.glob("*/*/*/seed*.json"), *metrics.glob("*/*/*/*/seed*.json")]):
+    files, ignored = metrics_files(results, runs)
+    for f in files:
         parts = f.relative_to(metrics).parts
         dataset, model, variant = parts[:3]
         rec = read_json(f)
+        records[f] = rec
         seed = int(f.stem.removeprefix("seed"))
         if variant == "clean":
             rows.append([dataset, model, seed, "none", "strict", 0.0, "pre", *(rec["clean"][m] for m in METRICS)])
@@ -57,7 +84,36 @@ def collect(results: str | Path) -> pd.DataFrame:
         for phase, key in (("pre", "clean"), ("post", "attacked")):
             rows.append([dataset, model, seed, variant, protocol,
                          float(settings.get("eps", np.nan)), phase, *(rec[key][m] for m in METRICS)])
-    return pd.DataFrame(rows, columns=COLUMNS)
+    check_lineage(records, metrics)
+    tidy = pd.DataFrame(rows, columns=COLUMNS)
+    tidy.attrs["ignored"] = ignored
+    return tidy
+
+
+def check_lineage(records: dict[Path, dict], metrics: Path) -> None:
+    """Refuse runs that were not made from the same things: the runs of a dataset from different builds
+    or splits of it, and an attack on another checkpoint than the one its model's clean run scored.
+    Files without lineage (written before it was recorded) are not checked."""
+    builds: dict[str, tuple] = {}
+    checkpoints: dict[tuple, tuple] = {}
+    for f, rec in records.items():
+        made = rec.get("lineage") or {}
+        dataset, model, variant = f.relative_to(metrics).parts[:3]
+        if made.get("data"):
+            build = (made["data"]["samples"], made["data"]["split"])
+            first = builds.setdefault(dataset, (build, f))
+            if first[0] != build:
+                raise ValueError(f"{f} and {first[1]} come from different builds or splits of {dataset}, so their "
+                                 f"numbers cannot be set side by side; rerun the older run (or delete it)")
+        if made.get("checkpoint") and variant == "clean":
+            checkpoints[(dataset, model, f.stem)] = (made["checkpoint"], f)
+    for f, rec in records.items():
+        dataset, model, variant = f.relative_to(metrics).parts[:3]
+        clean = checkpoints.get((dataset, model, f.stem))
+        attacked = (rec.get("lineage") or {}).get("checkpoint")
+        if variant != "clean" and clean and attacked and attacked != clean[0]:
+            raise ValueError(f"{f} attacked another checkpoint of {model} than the one {clean[1]} scored (the model "
+                             "was trained again since); rerun the attack")
 
 
 def summarize(tidy: pd.DataFrame) -> pd.DataFrame:
@@ -301,13 +357,15 @@ def table1_html(t1: pd.DataFrame, tolerance: float, scale: str) -> str:
 # Files beside the metrics: the attack records' extra fields, the transfer tables, the sensitivity sweep.
 
 
-def attack_records(results: str | Path, variants=None) -> pd.DataFrame:
+def attack_records(results: str | Path, variants=None, runs=None) -> pd.DataFrame:
     """One row per attack metrics file (`{results}/metrics/{dataset}/{model}/{variant}/{protocol}/seed{seed}.json`)
     with what the tidy table leaves out: the device it ran on, its fitting time, the black-box query counts,
     and what explains a collapse (the largest cluster's share of the samples clean and attacked, and the
     share of pixels the perturbation pushes to the full +-eps, averaged over the views)."""
     rows = []
-    for f in sorted(Path(results).glob("metrics/*/*/*/*/seed*.json")):
+    for f in metrics_files(results, runs)[0]:
+        if len(f.relative_to(Path(results) / "metrics").parts) != 5:  # the clean runs: no attack
+            continue
         dataset, model, variant, protocol = f.parts[-5:-1]
         if variants is not None and variant not in variants:
             continue
@@ -324,6 +382,22 @@ def attack_records(results: str | Path, variants=None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["dataset", "model", "seed", "attack", "protocol", "device", "seconds",
                                        "queries", "queries_per_sample", "largest_cluster_clean",
                                        "largest_cluster_attacked", "pixels_at_eps"])
+
+
+PROVENANCE = ("machine", "device", "torch", "precision", "threads", "commit", "dirty", "wall_seconds", "cpu_seconds")
+
+
+def run_provenance(results: str | Path, runs=None) -> pd.DataFrame:
+    """Where each run was made (`lineage.provenance`, recorded in its metrics file): one row per metrics
+    file (`run`: its path under `results/metrics`); files from before provenance was recorded have no
+    machine (None)."""
+    metrics = Path(results) / "metrics"
+    rows = []
+    for f in metrics_files(results, runs)[0]:
+        where = read_json(f).get("provenance") or {}
+        rows.append({"run": f.relative_to(metrics).with_suffix("").as_posix(),
+                     **{k: where.get(k) for k in PROVENANCE}})
+    return pd.DataFrame(rows, columns=["run", *PROVENANCE])
 
 
 TRANSFER_PREFIX = "transfer-from-"

@@ -40,6 +40,9 @@ class AdversarialTraining(nn.Module):
                  pgd_pairs: str = "all", pgd_batchnorm: str = "train", tau: float = 0.1, seed: int | None = None):
         """`backbone`: a built baseline trained through its loss (`registry.build` makes and checks it)."""
         super().__init__()
+        if not (pgd_eps >= 0 and pgd_step >= 0 and pgd_steps >= 0):  # refused before training, not at its first batch
+            raise ValueError(f"pgd_eps, pgd_step and pgd_steps must be at least 0, got {pgd_eps}, {pgd_step}, {pgd_steps}; "
+                             "set them so under models.<name> (or --set)")
         if pgd_batchnorm not in ("eval", "train"):
             raise ValueError(f"pgd_batchnorm must be 'eval' or 'train', got {pgd_batchnorm!r}")
         kl_term(torch.ones(1, 2) / 2, torch.ones(1, 2) / 2, kl_direction)  # validate the direction early

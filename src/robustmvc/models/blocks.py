@@ -24,6 +24,9 @@ class ModelOutput:
 
 def cnn_small(in_channels: int, width: int) -> nn.Sequential:
     """The paper's encoder: two blocks of [conv3x3, ReLU, conv3x3, BN, ReLU, maxpool2], no padding."""
+    if not isinstance(width, int) or width < 1:
+        raise ValueError(f"encoder_width must be a whole number of channels, at least 1, got {width!r}; "
+                         "set it so under architecture (or --set encoder_width=...)")
     layers: list[nn.Module] = []
     channels = in_channels
     for _ in range(2):
