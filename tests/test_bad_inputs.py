@@ -320,7 +320,7 @@ CASES = [
     ("evaluate-on-a-rebuilt-dataset", evaluate(data=rebuilt), "another build of demo"),
     ("evaluate-on-another-split", evaluate(data=lambda g, c: changed_data(g, c, swapped_split)), "split another way"),
     ("attack-on-a-rebuilt-dataset", lambda g, c: ["attack", "--data", str(rebuilt(g, c)), "--checkpoint", str(g["ckpt"]),
-                                                  "--out", str(c / "a.json"), "--epochs", "1", *CPU], "another build"),
+                                                  "--out", str(c / "a.json"), "--epochs", "1", "--eps", "0.3", *CPU], "another build"),
     ("detect-with-another-checkpoints-generator", lambda g, c: [
         "detect", "--data", str(g["data"]), "--checkpoint", str(other_checkpoint(g, c)), "--generator", str(g["gen"]),
         "--out", str(c / "d.json")], "another checkpoint"),
