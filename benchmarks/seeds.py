@@ -70,7 +70,8 @@ def main() -> None:
         lone = clocked(lone_run)
         for size in args.seeds:
             stacked = clocked(lambda: stack.train_seeds(name, shapes, 10, settings, views, cfg, list(range(size)),
-                                                        device=device, progress=False, precision=precision))
+                                                        device=device, progress=False, precision=precision,
+                                                        mechanism="stack"))
             for clock, t_stack, t_lone in zip(("wall", "cpu"), stacked, lone):
                 if clock == "cpu" and device.type != "cpu":
                     continue

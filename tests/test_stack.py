@@ -113,7 +113,8 @@ def test_stack_initialises_each_seed_as_its_lone_run_bit_for_bit(demo_data, name
 @pytest.mark.parametrize("name", ["comvc", "ardmvc-am"])
 def test_seed_of_a_stack_trains_as_its_lone_run(demo_data, views, name):
     seeds = [4, 9]
-    results = stack.train_seeds(name, demo_data.view_shapes, 10, SETTINGS[name], views, CFG, seeds, progress=False)
+    results = stack.train_seeds(name, demo_data.view_shapes, 10, SETTINGS[name], views, CFG, seeds, progress=False,
+                                  mechanism="stack")
     batch = to_tensors([v[N - BATCH:] for v in views], "cpu")
     for seed, (model, history) in zip(seeds, results):
         lone = lone_model(name, demo_data.view_shapes, seed)
@@ -173,8 +174,8 @@ def test_gan_stack_starts_from_each_seeds_lone_networks(views):
 
 def train_pairs(demo_data, views, name):
     """Seed 4 trained in two stacks: beside seed 9 (first) and beside seed 6 (second)."""
-    first = stack.train_seeds(name, demo_data.view_shapes, 10, SETTINGS[name], views, CFG, [4, 9], progress=False)
-    second = stack.train_seeds(name, demo_data.view_shapes, 10, SETTINGS[name], views, CFG, [6, 4], progress=False)
+    first, second = (stack.train_seeds(name, demo_data.view_shapes, 10, SETTINGS[name], views, CFG, seeds,
+                                       progress=False, mechanism="stack") for seeds in ([4, 9], [6, 4]))
     return first[0], second[1]
 
 
@@ -226,21 +227,26 @@ def test_the_independence_check_catches_shared_batchnorm_statistics(demo_data, v
         assert_independent(train_pairs(demo_data, views, "comvc"))
 
 
-def test_models_that_do_not_stack_train_once_per_seed(demo_data, views):
-    """SEM re-fits between epochs: the same call trains it by the lone trainer, seed by seed."""
+@pytest.mark.parametrize("name, mechanism", [("sem", "stack"), ("comvc", "auto"), ("comvc", "loop")])
+def test_a_loop_over_seeds_is_the_lone_trainer_seed_by_seed(demo_data, views, name, mechanism):
+    """SEM re-fits between epochs, so it never stacks; off CUDA `auto` loops too: either way the same
+    call trains each seed by the lone trainer, bit for bit."""
     assert not stack.stacks("sem", {}) and stack.stacks("ardmvc-am", {"backbone": "comvc"})
-    settings = {"encoder_width": 4, "head_hidden": 16}
+    settings = {"encoder_width": 4, **({"head_hidden": 16} if name == "sem" else {})}
     cfg = {**CFG, "pretrain_epochs": 0}
-    (model, history), = stack.train_seeds("sem", demo_data.view_shapes, 10, settings, views, cfg, [4],
-                                          progress=False)
-    seed_everything(4)
-    lone = registry.build("sem", demo_data.view_shapes, 10, **settings)
-    lone_history = train(lone, views, {**cfg, "seed": 4}, progress=False)
-    assert all(torch.equal(v, lone.state_dict()[k]) for k, v in model.state_dict().items())
-    assert [r["total"] for r in history] == [r["total"] for r in lone_history]
+    results = stack.train_seeds(name, demo_data.view_shapes, 10, settings, views, cfg, [4, 7], progress=False,
+                                mechanism=mechanism)
+    for seed, (model, history) in zip([4, 7], results):
+        seed_everything(seed)
+        lone = registry.build(name, demo_data.view_shapes, 10, **settings)
+        lone_history = train(lone, views, {**cfg, "seed": seed}, progress=False)
+        assert all(torch.equal(v, lone.state_dict()[k]) for k, v in model.state_dict().items())
+        assert [r["total"] for r in history] == [r["total"] for r in lone_history]
 
 
-def test_bad_stack_requests_are_refused(views, targets):
+def test_bad_stack_requests_are_refused(demo_data, views, targets):
+    with pytest.raises(ValueError, match="mechanism 'vmap' is not one of auto, stack, loop"):
+        stack.train_seeds("comvc", demo_data.view_shapes, 10, {}, views, CFG, [0], mechanism="vmap")
     x = to_tensors(views, "cpu")
     with pytest.raises(ValueError, match="eval_every to 0"):
         stack.fit_gan_seeds(targets[:2], x, {"eps": 0.3, "eval_every": 1}, [0, 1], progress=False)

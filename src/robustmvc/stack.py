@@ -18,7 +18,8 @@ kernels (`tests/test_stack.py`).
 
 `train_seeds` trains seeds of a model; `fit_gan_seeds` fits the paper's attack against S targets.
 A model whose registry entry does not stack is trained by the lone trainer once per seed, in the
-same call.
+same call, and so is every model off CUDA unless a stack is asked for: on a 2-core AMD EPYC a stack
+measured slower than its seeds one after another.
 """
 from __future__ import annotations
 
@@ -106,19 +107,30 @@ def stacks(name: str, settings: dict) -> bool:
 # Training
 
 
+MECHANISMS = ("auto", "stack", "loop")
+
+
 def train_seeds(name: str, view_shapes, n_clusters: int, settings: dict, views, cfg: dict, seeds: list[int], *,
-                device: torch.device | None = None, progress: bool = True,
-                precision: str = "fp32") -> list[tuple[nn.Module, list[dict]]]:
+                device: torch.device | None = None, progress: bool = True, precision: str = "fp32",
+                mechanism: str = "auto") -> list[tuple[nn.Module, list[dict]]]:
     """Seeds `seeds` of model `name` trained on `views` with the training settings `cfg` (its `seed` is
     replaced by each of them): per seed, the trained model and its history, what `runs.train_run` gets
     from the lone trainer for that seed (`train.train`): same initialisation, same batches, the same
-    parameters up to rounding. A stacked history's `seconds` are those of the stack's epoch."""
+    parameters up to rounding. A stacked history's `seconds` are those of the stack's epoch.
+
+    `mechanism`: `stack` (one module, one step), `loop` (the lone trainer, seed after seed) or `auto`:
+    a stack on CUDA, a loop elsewhere, where stacking measured slower (`benchmarks/seeds.py`). A model
+    that does not stack is always looped."""
+    if mechanism not in MECHANISMS:
+        raise ValueError(f"mechanism {mechanism!r} is not one of {', '.join(MECHANISMS)}")
     device = torch.device(device or "cpu")
+    if mechanism == "auto":
+        mechanism = "stack" if device.type == "cuda" else "loop"
     models = []
     for seed in seeds:
         seed_everything(int(seed))  # as runs.train_run builds a model
         models.append(registry.build(name, view_shapes, n_clusters, **settings).to(device))
-    if not stacks(name, settings):
+    if mechanism == "loop" or not stacks(name, settings):
         return [(model, train(model, views, {**cfg, "seed": int(seed)}, name=name, device=device,
                               progress=progress, precision=precision)) for model, seed in zip(models, seeds)]
     for model in models:
