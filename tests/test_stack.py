@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from robustmvc import registry, stack
-from robustmvc.attacks import gan
+from robustmvc.attacks import gan, pgd
 from robustmvc.device import seed_everything, to_tensors
 from robustmvc.loop import run_epochs
 from robustmvc.train import train
@@ -157,6 +157,23 @@ def test_stacked_gan_attack_fits_each_seed_as_its_lone_fit(views, targets, proto
         with torch.no_grad():
             gap = [(a - b).abs().mean() for a, b in zip(perturber.perturb(x), lone.perturb(x))]
         assert max(gap) <= 1e-3 * settings["eps"], gap
+
+
+@pytest.mark.parametrize("protocol", ["paper", "strict"])
+def test_stacked_pgd_attack_searches_each_seed_as_its_lone_search(views, targets, protocol):
+    """Each seed's adversarial views as its lone `pgd_set`: the same random start, then sign steps, so a
+    pixel whose gradient rounds to the other sign moves 2 step apart; on average within 1e-3 of eps."""
+    eps, seeds = 0.3, [4, 9]
+    x = to_tensors(views, "cpu")
+    batchnorm = gan.PROTOCOLS[protocol]["batchnorm"]
+    with gan.frozen_target(targets[0], batchnorm), gan.frozen_target(targets[1], batchnorm):
+        adv = stack.pgd_set_seeds(targets[:2], [torch.stack([v, v]) for v in x], pgd.probs_kl, eps, 0.05, 3, seeds,
+                                  batch_size=BATCH)
+        for s, (target, seed) in enumerate(zip(targets, seeds)):
+            lone = pgd.pgd_set(target, x, pgd.probs_kl, eps, 0.05, 3, BATCH, seed=seed)
+            for a, b, clean in zip(adv, lone, x):
+                assert float((a[s] - clean).abs().max()) <= eps + 1e-6
+                assert float((a[s] - b).abs().mean()) <= 1e-3 * eps
 
 
 def test_gan_stack_starts_from_each_seeds_lone_networks(views):

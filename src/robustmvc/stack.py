@@ -16,7 +16,8 @@ input gradients and random starts (one generator per seed), and the data order (
 per seed). Seed s of a stack is therefore the lone run of seed s up to the rounding of the batched
 kernels (`tests/test_stack.py`).
 
-`train_seeds` trains seeds of a model; `fit_gan_seeds` fits the paper's attack against S targets.
+`train_seeds` trains seeds of a model; `fit_gan_seeds` fits the paper's attack against S targets and
+`pgd_set_seeds` runs the PGD attack against them.
 A model whose registry entry does not stack is trained by the lone trainer once per seed, in the
 same call, and so is every model off CUDA unless a stack is asked for: on a 2-core AMD EPYC a stack
 measured slower than its seeds one after another.
@@ -192,6 +193,27 @@ def adversarial_views(stack: Stacked, views: list[torch.Tensor], generators: lis
 
     return pgd(model.backbone, views, objective, model.pgd_eps, model.pgd_step, model.pgd_steps,
                random_start=True, generator=generators, keep_mode=model.pgd_batchnorm == "train")
+
+
+def pgd_set_seeds(targets: list[nn.Module], views: list[torch.Tensor], objective, eps: float, step: float,
+                  steps: int, seeds: list[int], batch_size: int = 100, random_start: bool = True) -> list[torch.Tensor]:
+    """`pgd.pgd_set` against S targets at once: `views` hold one set per seed (S, n, ...), and seed s's
+    search starts from the generator its lone `pgd_set` seeds with seeds[s]. The targets run in their
+    current mode (the caller's `gan.frozen_target`, as for the lone search) and stay unchanged; the
+    adversarial views come back with the seed dimension first."""
+    if len(targets) != len(seeds) or len(views[0]) != len(seeds):
+        raise ValueError(f"{len(targets)} targets and {len(views[0])} view sets for {len(seeds)} seeds; "
+                         "give one of each per seed")
+    T = Stacked(targets, frozen=True)
+    gens = [torch.Generator(device="cpu").manual_seed(int(seed)) for seed in seeds]
+
+    def stacked(_, clean, adv):
+        return T(lambda m, c, a: objective(m, c, a), list(clean), adv).sum()
+
+    n = views[0].shape[1]
+    out = [pgd(T.module, [v[:, i:i + batch_size] for v in views], stacked, eps, step, steps, random_start,
+               generator=gens) for i in range(0, n, batch_size)]
+    return [torch.cat([o[v] for o in out], dim=1) for v in range(len(views))]
 
 
 # ---------------------------------------------------------------------------------------------
