@@ -12,9 +12,10 @@ Capabilities (of a model with its default settings; a defense has those of its d
   which the embedding attack perturbs through and ALRDC aligns on;
 - `own_optimisers`: the model steps its own optimisers (`train_step`), so terms added to its loss
   would never be optimised; otherwise it is trained through its loss.
-- `stacks`: several seeds of it train as one module in one step (`stack.train_seeds`); a model that
-  steps its own optimisers, draws random numbers in its forward (Multi-VAE) or re-fits between epochs
-  (SEM) is trained once per seed in the same call instead. A defense stacks when its backbone does.
+- `stacks`: several seeds of it train as one module in one step (`stack.train_seeds`), tested against
+  its lone runs; the others (EAMC, Multi-VAE and ALRDC step their own optimisers, SEM re-fits between
+  epochs, AECoDDC and InfoDDC are not yet held to the stack's test) are trained once per seed in the
+  same call. A defense stacks when its backbone does.
 """
 from __future__ import annotations
 
