@@ -33,8 +33,9 @@ cpu-scale: setup  ## the paper's experiment shrunk to 2 CPU cores (config/cpu-sc
 test: setup  ## the test suite (what CI runs): two workers of one thread each, a file to a worker (the demo DAG's tests share tests/test_demo_dag.py)
 	PATH=$(CURDIR)/$(BIN):$$PATH OMP_NUM_THREADS=1 python -m pytest -q -n 2 --dist loadfile
 
-benchmark: setup  ## our trainer vs a public-code-style loop: CoMVC and AR-DMVC-AM, samples/s and ratios
+benchmark: setup  ## our trainer vs a public-code-style loop; seeds side by side vs one after another (S = 1, 5, 10)
 	$(BIN)/python benchmarks/side_by_side.py --width $(WIDTH) --threads $(THREADS)
+	$(BIN)/python benchmarks/seeds.py --width $(WIDTH) --threads $(THREADS) --precision auto
 
 clean:
 	rm -rf results reports/demo reports/index.html .snakemake

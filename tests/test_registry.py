@@ -20,6 +20,8 @@ def test_declared_capabilities_are_those_of_the_built_model(name):
     except ValueError:
         has_layer = False
     assert has_layer == entry.clustering_layer
+    if entry.stacks:  # seeds stacked under vmap: trained through the loss, no per-epoch re-fit
+        assert entry.through_loss and not hasattr(model, "start_epoch")
 
 
 def test_queries_select_by_family_and_capability():
@@ -28,6 +30,7 @@ def test_queries_select_by_family_and_capability():
     assert registry.names(family="defense") + registry.names(family="related") == registry.names(defense=True)
     assert registry.names(clustering_layer=True) == ["simvc", "comvc", "ardmvc", "ardmvc-am", "alrdc"]
     assert tables.MODEL_ORDER == registry.names()
+    assert registry.names(stacks=True) == ["simvc", "comvc", "ardmvc", "ardmvc-am"]
     with pytest.raises(ValueError, match="unknown model 'comvcc'; known models: eamc, simvc, comvc"):
         registry.entry("comvcc")
 

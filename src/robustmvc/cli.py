@@ -205,6 +205,7 @@ def _models(args) -> None:
     for name, entry in registry.MODELS.items():
         can = ["clustering layer h -> probs"] if entry.clustering_layer else []
         can.append("steps its own optimisers" if entry.own_optimisers else "trained through its loss")
+        can.append("seeds stack" if entry.stacks else "seeds one after another")
         print(f"{name:<10} {entry.family:<9} {', '.join(can)}")
 
 

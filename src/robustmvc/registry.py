@@ -12,6 +12,10 @@ Capabilities (of a model with its default settings; a defense has those of its d
   which the embedding attack perturbs through and ALRDC aligns on;
 - `own_optimisers`: the model steps its own optimisers (`train_step`), so terms added to its loss
   would never be optimised; otherwise it is trained through its loss.
+- `stacks`: several seeds of it train as one module in one step (`stack.train_seeds`), tested against
+  its lone runs; the others (EAMC, Multi-VAE and ALRDC step their own optimisers, SEM re-fits between
+  epochs, AECoDDC and InfoDDC are not yet held to the stack's test) are trained once per seed in the
+  same call. A defense stacks when its backbone does.
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ class Entry:
     family: str            # "baseline", "defense" or "related"
     clustering_layer: bool
     own_optimisers: bool
+    stacks: bool           # seeds train side by side in one module (`stack.py`); else one after another
 
     @property
     def defense(self) -> bool:
@@ -36,16 +41,16 @@ class Entry:
 
 # the paper's Table 1 order, then the defenses
 MODELS: dict[str, Entry] = {
-    "eamc": Entry("baseline", clustering_layer=False, own_optimisers=True),
-    "simvc": Entry("baseline", clustering_layer=True, own_optimisers=False),
-    "comvc": Entry("baseline", clustering_layer=True, own_optimisers=False),
-    "multivae": Entry("baseline", clustering_layer=False, own_optimisers=True),
-    "aecoddc": Entry("baseline", clustering_layer=False, own_optimisers=False),
-    "infoddc": Entry("baseline", clustering_layer=False, own_optimisers=False),
-    "sem": Entry("baseline", clustering_layer=False, own_optimisers=False),
-    "ardmvc": Entry("defense", clustering_layer=True, own_optimisers=False),
-    "ardmvc-am": Entry("defense", clustering_layer=True, own_optimisers=False),
-    "alrdc": Entry("related", clustering_layer=True, own_optimisers=True),
+    "eamc": Entry("baseline", clustering_layer=False, own_optimisers=True, stacks=False),
+    "simvc": Entry("baseline", clustering_layer=True, own_optimisers=False, stacks=True),
+    "comvc": Entry("baseline", clustering_layer=True, own_optimisers=False, stacks=True),
+    "multivae": Entry("baseline", clustering_layer=False, own_optimisers=True, stacks=False),
+    "aecoddc": Entry("baseline", clustering_layer=False, own_optimisers=False, stacks=False),
+    "infoddc": Entry("baseline", clustering_layer=False, own_optimisers=False, stacks=False),
+    "sem": Entry("baseline", clustering_layer=False, own_optimisers=False, stacks=False),
+    "ardmvc": Entry("defense", clustering_layer=True, own_optimisers=False, stacks=True),
+    "ardmvc-am": Entry("defense", clustering_layer=True, own_optimisers=False, stacks=True),
+    "alrdc": Entry("related", clustering_layer=True, own_optimisers=True, stacks=False),
 }
 
 

@@ -35,7 +35,8 @@ Objective = Callable[[nn.Module, list[torch.Tensor], list[torch.Tensor]], torch.
 
 def pgd(model: nn.Module, views: Sequence[torch.Tensor], objective: Objective, eps: float, step: float,
         steps: int, random_start: bool = True, views_to_attack: Sequence[int] | None = None,
-        generator: torch.Generator | None = None, keep_mode: bool = False) -> list[torch.Tensor]:
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        keep_mode: bool = False) -> list[torch.Tensor]:
     """Adversarial views within the L-infinity ball of radius `eps` around `views` and inside [0, 1].
 
     Each step moves the attacked views by `step` along the sign of the objective's gradient, then
@@ -45,7 +46,8 @@ def pgd(model: nn.Module, views: Sequence[torch.Tensor], objective: Objective, e
     BatchNorm running statistics are left as they were. Views not in `views_to_attack` stay clean.
     Returns detached tensors. `keep_mode=True` searches in the model's current mode instead (a model
     in train mode then updates its BatchNorm running statistics at every step, as the public
-    AR-DMVC code does during adversarial training).
+    AR-DMVC code does during adversarial training). A list of `generator`s searches a stack of seeds
+    (`stack.py`): views with a leading seed dimension, each seed's random start from its own generator.
     """
     if eps < 0 or step < 0 or steps < 0:
         raise ValueError(f"PGD needs eps, step, steps >= 0; got {eps}, {step}, {steps}")
@@ -57,9 +59,10 @@ def pgd(model: nn.Module, views: Sequence[torch.Tensor], objective: Objective, e
     upper = [(x + eps).clamp(0.0, 1.0) for x in clean]
     adv = [x.clone() for x in clean]
     if random_start:
-        generator = on_device(generator, clean[0].device)
+        generator = ([on_device(g, clean[0].device) for g in generator] if isinstance(generator, list)
+                     else on_device(generator, clean[0].device))
         for v in attacked:
-            noise = torch.rand(clean[v].shape, generator=generator, device=clean[v].device, dtype=clean[v].dtype)
+            noise = uniform_like(clean[v], generator)
             adv[v] = torch.minimum(torch.maximum(clean[v] + (2 * noise - 1) * eps, lower[v]), upper[v])
     with (contextlib.nullcontext() if keep_mode else evaluating(model)), frozen_parameters(model), \
             torch.enable_grad():
@@ -75,6 +78,14 @@ def pgd(model: nn.Module, views: Sequence[torch.Tensor], objective: Objective, e
                         continue
                     adv[v] = torch.minimum(torch.maximum(adv[v] + step * g.sign(), lower[v]), upper[v])
     return [a.detach() for a in adv]
+
+
+def uniform_like(x: torch.Tensor, generator: torch.Generator | list | None) -> torch.Tensor:
+    """U[0, 1) noise of x's shape. A list of generators is a stack of seeds (`stack.py`: x has a leading
+    seed dimension): each seed's slice is drawn from its own generator, as that seed's lone search draws it."""
+    if isinstance(generator, list):
+        return torch.stack([uniform_like(part, g) for part, g in zip(x, generator, strict=True)])
+    return torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
 
 
 def on_device(generator: torch.Generator | None, device: torch.device) -> torch.Generator | None:

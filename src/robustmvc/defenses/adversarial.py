@@ -78,8 +78,12 @@ class AdversarialTraining(nn.Module):
                    keep_mode=self.pgd_batchnorm == "train")
 
     def loss(self, views, out: ModelOutput) -> dict[str, torch.Tensor]:
+        return self.loss_at(views, out, self.adversarial_views(views))
+
+    def loss_at(self, views, out: ModelOutput, adv: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The loss once x~ is found: a stack of seeds (`stack.py`) searches x~ for every seed at once,
+        outside the per-seed map that computes the rest."""
         terms = self.backbone.loss(views, out)
-        adv = self.adversarial_views(views)
         adv_out = self.backbone(adv)
         terms.update({f"adv_{k}": self.adv_weight * v for k, v in self.backbone.loss(adv, adv_out).items()})
         if self.kl_weight > 0:
