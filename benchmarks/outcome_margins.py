@@ -6,7 +6,7 @@ names the test that will flip.
     OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/outcome_margins.py [--seeds 0,1,2,3,4] [--only NAME ...]
 
 The outcomes and their bounds live in tests/outcomes.py (one source for this script and the tests). The whole
-list over 5 seeds took ~6 CPU-minutes on one thread of a shared AMD EPYC, the mitigator's retraining the most;
+list over 5 seeds took ~260 CPU s on one thread of a shared AMD EPYC, the mitigator's retraining half of it;
 --only picks some (names: --list).
 """
 from __future__ import annotations
