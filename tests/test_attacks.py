@@ -9,10 +9,11 @@ from hypothesis import strategies as st
 
 from robustmvc import protocols
 from robustmvc import cli, registry, runs, train
-from robustmvc.device import seed_everything, to_tensors
+from robustmvc.device import to_tensors
 from robustmvc.attacks import gan, pgd, run
 from robustmvc.data import MultiViewData, save
 from conftest import blob_views
+from outcomes import OUTCOMES, decide, gan_run, trained
 
 TOL = 1e-6  # float32 rounding of (x + delta) - x
 
@@ -198,7 +199,9 @@ def test_pgd_increases_its_objective_within_ball_and_box():
     gen = torch.Generator().manual_seed(0)
     adv = pgd.pgd(model, views, pgd.probs_kl, eps, step=0.02, steps=10, generator=gen)
     with torch.no_grad(), protocols.frozen_target(model):
-        assert pgd.probs_kl(model, views, adv) > 2 * pgd.probs_kl(model, views, start)
+        # KL at the start is at rounding level (a ratio would be noise); over seeds 0-4 the gap was 1.5e-5 to
+        # 4.0e-4, positive on every seed (tests/outcomes.py, pgd-gain)
+        assert pgd.probs_kl(model, views, adv) - 2 * pgd.probs_kl(model, views, start) > OUTCOMES["pgd-gain"].bound
         assert pgd.probs_sq(model, views, adv) > pgd.probs_sq(model, views, views)
     for x, a in zip(views, adv):
         assert (a - x).abs().max() <= eps + TOL and a.min() >= 0 and a.max() <= 1
@@ -458,18 +461,14 @@ def test_cli_attack_missing_checkpoint_is_one_clear_error(tiny_files, capsys):
 
 
 @pytest.mark.slow
-def test_gan_attack_breaks_a_trained_comvc_on_demo(demo_data):
-    seed_everything(0)
-    model = registry.build("comvc", demo_data.view_shapes, demo_data.n_clusters, encoder_width=16)
-    views, _ = demo_data.part("train")
-    train.train(model, views, {"epochs": 10, "batch_size": 100, "lr": 1e-3, "seed": 0}, progress=False)
+def test_gan_attack_breaks_a_trained_comvc_on_demo():
+    """The paper's attack (2 epochs, eps 0.3) costs the demo CoMVC (width 16) more than the bound of
+    tests/outcomes.py's gan-drop (0.15) on the mean of attack seeds 0-2; over seeds 0-4 the drop was
+    0.25-0.35 (benchmarks/outcome_margins.py, AMD EPYC), so the worst seed alone clears it by 0.09. Strict
+    protocol (running statistics): under the paper's (batch statistics of each batch of 100) the near-uniform
+    shifts this short attack learns are largely normalised away on the demo (0.88 -> 0.85)."""
+    model = trained("comvc", 16, 0)
     before = snapshot(model)
-    # strict protocol (running statistics): under the paper's (batch statistics of each batch of 100) the
-    # near-uniform shifts this short attack learns are largely normalised away on the demo (0.88 -> 0.85)
-    s = run.resolve_settings("gan", {}, "demo", eps=0.3, epochs=2, protocol="strict")
-    result = run.run(model, *demo_data.part("eval"), s, progress=False)
+    decide(OUTCOMES["gan-drop"])
     assert_same_state(model, before)
-    clean, attacked = result.clean["acc"], result.attacked["acc"]
-    assert clean > 0.6, f"the target did not train (ACC {clean:.2f})"
-    assert attacked < clean - 0.15, f"attack too weak: ACC {clean:.2f} -> {attacked:.2f}"
-    assert result.summary()["max_abs_perturbation"] <= 0.3 + TOL
+    assert all(gan_run(seed).summary()["max_abs_perturbation"] <= 0.3 + TOL for seed in (0, 1, 2))

@@ -2,14 +2,12 @@
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
-from robustmvc import protocols
-from robustmvc import registry, train
-from robustmvc.device import seed_everything, to_tensors
+from robustmvc import registry
+from robustmvc.device import to_tensors
 from robustmvc.attacks import blackbox, gan
-from robustmvc.models.blocks import ModelOutput
 from conftest import blob_views
+from outcomes import OUTCOMES, LinearSoftmax, decide
 
 TOL = 1e-6  # float32 rounding of (x + delta) - x
 SHAPES = [(1, 28, 28), (1, 28, 28)]  # the discriminators need >= 22x22
@@ -34,18 +32,6 @@ def record_forwards(model):
 
     model.forward = spy
     return calls
-
-
-class LinearSoftmax(nn.Module):
-    """A smooth stand-in target: softmax of a linear map of both views."""
-
-    def __init__(self, dims, k=4):
-        super().__init__()
-        self.linear = nn.Linear(sum(dims), k)
-
-    def forward(self, views):
-        h = torch.cat([v.flatten(1) for v in views], dim=1)
-        return ModelOutput(z=[v.flatten(1) for v in views], h=h, probs=torch.softmax(self.linear(h), dim=1))
 
 
 def flatten(views):
@@ -130,6 +116,41 @@ def test_nes_estimate_points_along_the_true_gradient():
     assert torch.allclose(distances, true_a.detach(), atol=5e-3)  # probe mean: a + O(sigma^2)
 
 
+def tile_sums(g, tile):
+    """P P^T g for P the tile x tile block-replication: each block's sum of g, over the block (edges cropped)."""
+    out = torch.empty_like(g)
+    for i in range(0, g.shape[-2], tile):
+        for j in range(0, g.shape[-1], tile):
+            block = g[..., i:i + tile, j:j + tile]
+            out[..., i:i + tile, j:j + tile] = block.sum(dim=(-2, -1), keepdim=True)
+    return out
+
+
+def test_tiled_directions_are_constant_per_tile_and_estimate_the_tiled_gradient():
+    x = torch.zeros(3, 2, 10, 7)
+    u = blackbox.probe_directions(4, x, 4, torch.Generator().manual_seed(0))
+    assert u.shape == (4, 3, 2, 10, 7)
+    assert torch.equal(tile_sums(u, 4), u * tile_sums(torch.ones_like(u), 4))  # one value per (cropped) tile
+    assert len(u[0, 0, 0].unique()) == 6  # 3 x 2 tiles, each its own draw
+    # tile 1 is the per-pixel N(0, I) draw
+    assert torch.equal(blackbox.probe_directions(4, x, 1, torch.Generator().manual_seed(0)),
+                       torch.randn((4, *x.shape), generator=torch.Generator().manual_seed(0)))
+    # E[u u^T] g = P P^T g: with tiles the estimate follows the block sums of the true gradient
+    torch.manual_seed(0)
+    shapes = [(1, 4, 4), (2, 3, 3)]
+    model = LinearSoftmax([int(np.prod(sh)) for sh in shapes])
+    with torch.no_grad():
+        model.linear.weight.mul_(20)
+    clean = torch.softmax(torch.randn(6, 4), dim=1)
+    adv = [0.2 + 0.6 * torch.rand(6, *sh) for sh in shapes]
+    grads, _ = blackbox.nes_gradient(blackbox.QueryOracle(model), clean, adv, samples=500, sigma=0.01,
+                                     generator=torch.Generator().manual_seed(1), tile=2)
+    x = [a.clone().requires_grad_(True) for a in adv]
+    true = torch.autograd.grad(blackbox.sample_distances(clean, model(x).probs).sum(), x)
+    cosine = torch.cosine_similarity(flatten(grads), flatten([tile_sums(t, 2) for t in true]), dim=1)
+    assert cosine.min() > 0.9, cosine
+
+
 # --- the generators ------------------------------------------------------------------------------------------
 
 def test_residual_generator_keeps_shape_budget_and_survives_a_round_trip(tmp_path):
@@ -154,7 +175,9 @@ def test_residual_generator_keeps_shape_budget_and_survives_a_round_trip(tmp_pat
 
 @pytest.mark.parametrize("gradient", ["exact", "nes"])
 def test_fitted_generators_move_the_assignments_within_ball_and_box(gradient):
-    """Behaviour: the trained generators change f more than an untrained one, and never leave the budget."""
+    """Behaviour: the trained generators change f more than an untrained one, and never leave the budget.
+    The ratio's bound 1.5 (tests/outcomes.py, linear-gain-*) sits below every seed of 0-4: exact 91-312, NES
+    2.9-12.4 (benchmarks/outcome_margins.py, AMD EPYC); this is seed 0 of that measurement."""
     torch.manual_seed(1)
     model = LinearSoftmax([28 * 28, 28 * 28], k=3)  # an untrained CoMVC's assignments hardly move at all
     views = blob_tensors(40)
@@ -169,40 +192,23 @@ def test_fitted_generators_move_the_assignments_within_ball_and_box(gradient):
     untrained = blackbox.sample_distances(clean, oracle(fresh.perturb(views))).mean()
     adv = perturber.perturb(views)
     attacked = blackbox.sample_distances(clean, oracle(adv)).mean()
-    assert attacked > 1.5 * untrained, (float(untrained), float(attacked))
+    assert attacked > OUTCOMES[f"linear-gain-{gradient}"].bound * untrained, (float(untrained), float(attacked))
     for x, a in zip(views, adv):
         assert (a - x).abs().max() <= 0.2 + TOL and a.min() >= 0 and a.max() <= 1
 
 
 @pytest.mark.slow
-def test_blackbox_attack_lowers_the_accuracy_of_a_trained_comvc_on_demo(demo_data):
-    """The attack works on a real target: the white-box twin breaks it and queries alone still hurt it.
-    Whether one epoch of queries beats the untrained generators' structured noise depends on the CPU's
-    rounding (an Intel Xeon: yes; an AMD EPYC: 0.69 fitted against 0.68 untrained), so the NES attack is
-    held to the clean accuracy and the noise is only bounded from above by it."""
-    from robustmvc.metrics import clustering_scores
-
-    seed_everything(0)
-    model = registry.build("comvc", demo_data.view_shapes, demo_data.n_clusters, encoder_width=16)
-    views, _ = demo_data.part("train")
-    train.train(model, views, {"epochs": 10, "batch_size": 100, "lr": 1e-3, "seed": 0}, progress=False)
-    views, labels = demo_data.part("eval")
-    x = to_tensors(views, "cpu")
-
-    def acc(adv):
-        with protocols.frozen_target(model), torch.no_grad():
-            return clustering_scores(labels, protocols.predict(model, adv).numpy())["acc"]
-
-    s = {"eps": 0.3, "epochs": 1}
-    torch.manual_seed(blackbox.DEFAULTS["seed"])
-    untrained = acc(gan.Perturber(demo_data.view_shapes, 0.3, None, blackbox.DEFAULTS["residual_blocks"]).perturb(x))
-    exact = acc(blackbox.fit(model, x, dict(s, gradient="exact"), progress=False)[0].perturb(x))
-    nes = acc(blackbox.fit(model, x, dict(s, gradient="nes"), progress=False)[0].perturb(x))
-    clean = acc(x)
-    assert clean > 0.6, f"the target did not train (ACC {clean:.2f})"
-    assert exact < clean - 0.3, f"white-box twin too weak: ACC {clean:.2f} -> {exact:.2f}"
-    assert nes < clean - 0.1, f"NES attack too weak: ACC {clean:.2f} -> {nes:.2f}"
-    assert untrained < clean, f"the untrained generators' noise should cost some accuracy: {untrained:.2f}"
+def test_blackbox_attack_on_a_trained_comvc():
+    """The attack works on a real target (the demo CoMVC, width 16): the white-box twin breaks it, and the NES
+    attack's direction beats that of untrained generators rescaled to its perturbations' per-sample norm, on
+    the mean of attack seeds 0-2 against one trained target (tests/outcomes.py: whitebox-drop > 0.3,
+    nes-over-noise > 0.05). benchmarks/outcome_margins.py on an AMD EPYC, seeds 0-4: white-box drop 0.58-0.67
+    (AVX2 kernels, seeds 0-2: 0.59-0.76); NES over noise 0.11-0.31 (AVX2: 0.14-0.23). The bounds sit below the
+    worst single seed on both, so the mean of three has room for another CPU's rounding
+    (benchmarks/blackbox_nes.md: why the attack is fitted and scored on running statistics, and why NES
+    once lost to its untrained generators)."""
+    decide(OUTCOMES["whitebox-drop"])
+    decide(OUTCOMES["nes-over-noise"])
 
 
 # --- settings ----------------------------------------------------------------------------------------------
@@ -218,3 +224,5 @@ def test_settings_are_checked():
         blackbox.check_settings({})
     with pytest.raises(ValueError, match="nes_sigma"):
         blackbox.check_settings({"eps": 0.1, "nes_sigma": 0.0})
+    with pytest.raises(ValueError, match="nes_tile >= 1"):
+        blackbox.check_settings({"eps": 0.1, "nes_tile": 0})

@@ -5,6 +5,7 @@ import torch
 from robustmvc import config, registry, train
 from robustmvc.device import seed_everything
 from robustmvc.protocols import clean_labels as predict, clean_scores as evaluate
+from outcomes import OUTCOMES
 
 
 def test_comvc_interface_shapes():
@@ -32,7 +33,9 @@ def test_training_on_demo_lowers_loss_and_beats_chance(demo_data):
     history = train.train(model, views, {"epochs": 6, "batch_size": 100, "lr": 1e-3, "seed": 0}, progress=False)
     assert history[-1]["total"] < history[0]["total"]
     assert {"ddc1", "ddc2", "ddc3", "contrast"} <= set(history[0])
-    assert evaluate(model, *demo_data.part("eval"))["acc"] > 0.4  # chance is ~0.1
+    # chance is ~0.1; over training seeds 0-4 ACC 0.67-0.83 (benchmarks/outcome_margins.py, AMD EPYC): the bound
+    # 0.4 (tests/outcomes.py, comvc-acc) clears the worst seed by 0.27
+    assert evaluate(model, *demo_data.part("eval"))["acc"] > OUTCOMES["comvc-acc"].bound
 
 
 def test_same_seed_same_numbers(demo_data):

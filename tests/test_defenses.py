@@ -7,8 +7,8 @@ import torch
 
 from robustmvc import registry, train
 from robustmvc.device import seed_everything
-from robustmvc.attacks.pgd import pgd_set, probs_kl
 from robustmvc.models.losses import kl_term
+from outcomes import OUTCOMES, mitigator_ratio
 
 FAST = dict(encoder_width=4, pgd_steps=3, pgd_step=0.05)
 
@@ -114,23 +114,12 @@ def test_mitigator_adds_a_kl_term():
 
 
 @pytest.mark.slow
-def test_mitigator_keeps_assignments_closer_under_pgd_than_comvc(demo_data):
+def test_mitigator_keeps_assignments_closer_under_pgd_than_comvc():
     """What AR-DMVC-AM trains for, measured on held-out samples: the KL between its clean and PGD-attacked
-    soft assignments (the divergence PGD maximises) stays well below CoMVC's. Its ACC under this PGD is
-    not asserted: on the demo at width 8 with the public code's contrastive scale, CoMVC itself keeps
-    about 0.47 and the defended model does not do better by more than seed noise."""
-    views, _ = demo_data.part("train")
-    eval_views, _ = demo_data.part("eval")
-    cfg = {"epochs": 10, "batch_size": 100, "lr": 1e-3, "seed": 0}
-    moved = {}
-    for name, extra in (("comvc", {}), ("ardmvc-am", {"pgd_steps": 3, "pgd_step": 0.08, "kl_weight": 1.0})):
-        seed_everything(0)
-        model = registry.build(name, demo_data.view_shapes, 10, encoder_width=8, **extra)
-        train.train(model, views, cfg, progress=False)
-        model.eval()
-        x = [torch.as_tensor(v) for v in eval_views]
-        adv = pgd_set(model, x, probs_kl, eps=0.2, step=0.05, steps=10, seed=1)
-        with torch.no_grad():
-            p, q = model(x).probs, model(adv).probs
-        moved[name] = float((p * (p.clamp_min(1e-8).log() - q.clamp_min(1e-8).log())).sum(1).mean())
-    assert moved["ardmvc-am"] < 0.75 * moved["comvc"], moved   # measured: 4.0 against 8.2
+    soft assignments (the divergence PGD maximises) stays below CoMVC's (width 8, training seed 0: 0.48 of it).
+    Over training seeds 0-4 the ratio was 0.48-0.78 (benchmarks/outcome_margins.py, AMD EPYC; the earlier bound
+    0.75 failed seed 1), so the bound 0.9 (tests/outcomes.py, mitigator-ratio) clears the worst seed by 0.12. Its ACC under this PGD is not asserted: on the demo at width 8 with the public
+    code's contrastive scale, CoMVC itself keeps about 0.47 and the defended model does not do better by
+    more than seed noise."""
+    ratio = mitigator_ratio(0)
+    assert ratio < OUTCOMES["mitigator-ratio"].bound, ratio

@@ -10,6 +10,7 @@ from robustmvc import registry, train
 from robustmvc.attacks import blackbox, gan
 from robustmvc.device import cpu_has_bf16, precision_of, resolve_precision, seed_everything, set_precision, set_threads
 from robustmvc.protocols import clean_scores as evaluate
+from outcomes import OUTCOMES
 
 SHAPES = [(1, 28, 28)] * 2
 
@@ -51,7 +52,11 @@ def test_bf16_training_is_finite_and_clusters_like_fp32(demo_data):
         scores[precision] = evaluate(model, *demo_data.part("eval"))["acc"]
     assert all(math.isfinite(h["total"]) for h in histories["bf16"])
     assert histories["bf16"][-1]["total"] < histories["bf16"][0]["total"]
-    assert scores["bf16"] > 0.4 and abs(scores["bf16"] - scores["fp32"]) < 0.15  # chance is ~0.1
+    # chance is ~0.1; over training seeds 0-4 (benchmarks/outcome_margins.py, AMD EPYC) bf16 got ACC 0.65-0.80
+    # and |bf16 - fp32| was 0.006-0.12 (mean 0.04, sd 0.045): the bounds (tests/outcomes.py, bf16-acc > 0.4,
+    # bf16-gap < 0.15) clear the worst seed by 0.25 and 0.03, and this seed (0: gap 0.006) by 0.14
+    assert scores["bf16"] > OUTCOMES["bf16-acc"].bound
+    assert abs(scores["bf16"] - scores["fp32"]) < OUTCOMES["bf16-gap"].bound
 
 
 @pytest.mark.parametrize("name", ["ardmvc-am", "eamc", "multivae"])
