@@ -36,8 +36,9 @@ def settings_frame(values: dict, name: str = "setting") -> pd.DataFrame:
 
 
 def alt_text(fig) -> str:
-    """A figure described from its own labels: the title, then each panel's title and axes."""
-    parts = []
+    """A figure described by what it shows (`fig.finding`, where the figure function states it), then its
+    own labels: the title, then each panel's title and axes."""
+    parts = [fig.finding] if getattr(fig, "finding", "") else []  # what the figure shows, set by robustmvc.plots
     title = fig._suptitle.get_text() if getattr(fig, "_suptitle", None) is not None else ""
     title = title.replace("\n", ": ")
     if title:
@@ -66,7 +67,7 @@ def _png_with_alt(fig):
 
 def runtime(device: str = "cpu", config_files=()) -> dict:
     """Where and from what the page's computation ran: the code's commit (and whether the tree had
-    uncommitted changes), the resolved device and the machine's CPU model or GPU name, torch's thread count and the precision (the config's
+    uncommitted changes, and in which files), the resolved device and the machine's CPU model or GPU name, torch's thread count and the precision (the config's
     `precision` resolved for the device, else fp32)."""
     # imported here, not at module level: the report writer reads this module's page helpers and
     # must not load torch (seconds) for them
@@ -74,12 +75,13 @@ def runtime(device: str = "cpu", config_files=()) -> dict:
 
     from robustmvc import config as config_mod
     from robustmvc.device import resolve_device, resolve_precision
-    from robustmvc.lineage import git_state, machine
+    from robustmvc.lineage import changed_files, git_state, machine
 
     cfg = config_mod.load(*config_files) if config_files else {}
     commit, dirty = git_state()
     dev = resolve_device(device)
-    return {"commit": commit, "dirty": dirty, "device": str(dev), "machine": machine(dev),
+    return {"commit": commit, "dirty": dirty, **({"changed": changed_files()} if dirty else {}),
+            "device": str(dev), "machine": machine(dev),
             "threads": torch.get_num_threads(),
             "precision": resolve_precision(cfg.get("precision") or "fp32", dev), "torch": torch.__version__}
 
