@@ -589,8 +589,7 @@ def unroot_folder(reports: str | Path, roots) -> int:
             new = _unroot_json(value, roots)
             if new == value:
                 continue
-            with atomic_path(f) as tmp:
-                tmp.write_text(json.dumps(new, indent=2) + "\n")
+            write_json(f, new)
         else:
             new = unroot(text, roots)
             if new == text:
