@@ -11,6 +11,7 @@ from PIL import Image
 from robustmvc import claims, report, tables
 from robustmvc.files import write_json
 from robustmvc.pages import RUNTIME_CLASS
+from conftest import ROOT, report_defects
 
 CSS = "body{margin:0}" * 50
 
@@ -186,3 +187,13 @@ def test_no_page_or_shipped_file_names_the_results_folder_by_its_absolute_path(t
     assert "wrote results/data/demo.npz" in page.read_text()
     # the same function cleans a folder built before the report step did
     assert report.unroot_folder(reports, [results]) == 0
+
+
+def test_the_committed_reports_link_only_files_they_hold_and_name_no_absolute_path():
+    """What a reader of the repository opens: reports/index.html and each scale under it."""
+    assert (ROOT / "reports" / "index.html").is_file(), "reports/index.html is missing; the report rule writes it"
+    broken, paths = report_defects(ROOT / "reports")
+    assert not broken, f"{len(broken)} broken links, e.g. {broken[:3]}"
+    assert not paths, f"{len(paths)} absolute paths, e.g. {paths[:3]}"
+    landing = (ROOT / "reports" / "index.html").read_text()
+    assert "verdicts:" in landing and "class='bottom-line'" in landing
