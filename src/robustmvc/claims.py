@@ -440,5 +440,5 @@ def bottom_line(claims: list[dict], evidence: str) -> str:
         notes = sorted({c["note"].split(";")[0].split(":")[0] for c in silent if c.get("note")})
         parts.append(f"<b>Not informative</b> ({len(silent)}): {grouped(silent)}"
                      + (f" ({html.escape('; '.join(notes))})" if notes else "") + ".")
-    return (f"<p class='bottom-line'>{' '.join(parts)} <a href='{html.escape(evidence)}'>The verdicts with every "
-            f"seed's numbers</a>.</p>")
+    parts.append(f"<a href='{html.escape(evidence)}'>The verdicts with every seed's numbers</a>.")
+    return "<ul class='bottom-line'>" + "".join(f"<li>{p}</li>" for p in parts) + "</ul>"

@@ -23,9 +23,9 @@ from pathlib import Path
 import pandas as pd
 
 from robustmvc import __version__, registry
-from robustmvc import claims as claims_mod
+from robustmvc import claims as claims_mod, tables
 from robustmvc.files import atomic_path, check_folder, read_json, write_json
-from robustmvc.lineage import changed_files, git_state, shown as shown_path
+from robustmvc.lineage import PACKAGE_ROOT, changed_files, git_state, shown as shown_path
 from robustmvc.pages import RUNTIME_CLASS
 from robustmvc.tables import DATASET_ORDER, MODEL_ORDER
 
@@ -687,10 +687,24 @@ def scale_verdicts(scale: Path) -> list[dict]:
     return verdicts
 
 
+PAPER_TABLE = PACKAGE_ROOT / "config" / "paper_table1.yaml"  # the paper's numbers (the evaluate rule's paper_table)
+
+
+def table1_paragraph(scale: Path) -> str:
+    """The main differences from the paper's Table 1 (`tables.table1_findings`) on the tidy table a scale
+    ships, linking to the table; '' without it."""
+    tidy = scale / "data" / "all.csv"
+    if not (tidy.is_file() and PAPER_TABLE.is_file()):
+        return ""
+    text = tables.table1_findings(tables.table1(pd.read_csv(tidy), tables.load_paper(PAPER_TABLE)), tables.TOLERANCE)
+    link = f" <a href='{html.escape(scale.name)}/06_evaluate/evaluate.html#table1'>Table 1 beside the paper's</a>."
+    return text.replace("</p>", link + "</p>", 1) if text else ""
+
+
 def write_landing(root: str | Path) -> Path:
     """`reports/index.html`: per scale whose index exists, one line of what ran and the verdicts' counts
-    (from its summary.json), then its bottom line in words (`claims.bottom_line` on `scale_verdicts`),
-    linking to the evidence; a bare link for a scale built before summaries were written."""
+    (from its summary.json), then its bottom line in words (`claims.bottom_line` on `scale_verdicts`) and
+    its main differences from the paper's Table 1, linking to the evidence; a bare link for a scale built before summaries were written."""
     root = Path(root)
     items = []
     for index in sorted(root.glob("*/index.html")):
@@ -701,10 +715,7 @@ def write_landing(root: str | Path) -> Path:
             continue
         verdicts = scale_verdicts(scale)
         bottom = claims_mod.bottom_line(verdicts, f"{scale.name}/{claims_mod.EVIDENCE}") if verdicts else ""
-        table1 = scale / "06_evaluate" / "evaluate.html"
-        findings = (f" <a href='{html.escape(scale.name)}/06_evaluate/evaluate.html#table1'>Table 1 beside the "
-                    f"paper's</a>." if table1.is_file() else "")
-        items.append(f"<li>{landing_line(read_json(summary_file))}{bottom.replace('</p>', findings + '</p>', 1)}</li>")
+        items.append(f"<li>{landing_line(read_json(summary_file))}{bottom}{table1_paragraph(scale)}</li>")
     body = ("<p>Reports of the AR-DMVC reproduction, one set per scale of the experiment: what ran, where, how "
             "many of the paper's claims hold on its numbers, and the bottom line in words. A claim is decided "
             "from per-seed paired values; undecided claims say whether they lack seeds or their seeds disagree.</p>"

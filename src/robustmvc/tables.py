@@ -279,6 +279,7 @@ SHADE_WORDS = {"higher": "clean accuracy higher than published", "lower": "clean
                "weaker": "after the attack higher than published: the attack was weaker here",
                "stronger": "after the attack lower than published: the attack was stronger here"}
 SHADE_CUTS = (0.15, 0.30)  # above the tolerance: up to 0.15, up to 0.30, beyond
+TOLERANCE = 0.05  # Table 1: a difference from the paper within this is not shaded (notebook 06's `tolerance`)
 CHANCE_MARGIN = 0.05  # "at chance": mean ACC at most 1/K + this (claims.FLOOR_MARGIN)
 NO_PAPER_STRICT = "no paper value: the paper reports its own protocol only"
 
@@ -312,7 +313,7 @@ def _chance(dataset: str) -> float:
     return 1 / N_CLUSTERS.get(dataset, 10)
 
 
-def table1_findings(t1: pd.DataFrame, tolerance: float) -> str:
+def table1_findings(t1: pd.DataFrame, tolerance: float = TOLERANCE) -> str:
     """The main differences from the paper in one paragraph of HTML, from Table 1's ACC cells: how many
     post-attack cells show a weaker or a stronger attack than published (and the largest gap), how many
     clean cells are higher or lower, and the models the strict protocol leaves at chance while the paper's
