@@ -197,3 +197,13 @@ def test_the_committed_reports_link_only_files_they_hold_and_name_no_absolute_pa
     assert not paths, f"{len(paths)} absolute paths, e.g. {paths[:3]}"
     landing = (ROOT / "reports" / "index.html").read_text()
     assert "verdicts:" in landing and "class='bottom-line'" in landing
+
+
+def test_a_scale_made_by_other_claims_rules_keeps_its_own_verdicts_on_the_landing_page(tmp_path):
+    results, reports, config = make_results(tmp_path)
+    card = json.loads((results / "metrics" / "scorecard.json").read_text())
+    card["claims"][0]["verdict"] = "holds"  # as an earlier rule might have said
+    (results / "metrics" / "scorecard.json").write_text(json.dumps(card))
+    report.write_index(results, reports, [str(config)], landing=reports.parent / "index.html")
+    landing = (reports.parent / "index.html").read_text()
+    assert "made by another version of the claims" in landing and "<b>Holds</b> (1)" in landing
