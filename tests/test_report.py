@@ -78,6 +78,9 @@ def test_pages_get_header_shared_css_and_folded_figures_and_a_second_pass_change
     # a dirty tree says which files differed, and the machine is named
     assert "<dt>run at commit</dt><dd>abc1234 (with uncommitted changes to src/robustmvc/x.py)</dd>" in first
     assert "<dt>machine</dt><dd>Some CPU 9000</dd>" in first
+    many = [f"f{i}.py" for i in range(8)]
+    assert report.changes_text(True, many) == " (with uncommitted changes to f0.py, f1.py, f2.py, f3.py, f4.py and 3 more files)"
+    assert report.changes_text(True, None).endswith("(which files was not recorded))") and report.changes_text(False, many) == ""
     assert 'href="../data/metrics/demo/comvc/gan-both/paper/seed0.json"' in first and 'href="../data/all.csv"' in first
     assert (reports / "data" / "metrics" / "demo" / "comvc" / "gan-both" / "paper" / "seed0.json").is_file()
     assert (reports / "data" / "config" / "demo.yaml").is_file()

@@ -15,6 +15,7 @@ import pandas as pd
 
 from robustmvc import registry
 from robustmvc.config import resolve
+from robustmvc.lineage import changes_text
 from robustmvc.tables import (CHANCE_MARGIN, DATASET_ORDER, MODEL_ORDER, N_CLUSTERS, PAPER_SAMPLES, PROTOCOL_ORDER,
                               in_order, pair)
 
@@ -324,8 +325,7 @@ def machines(provenance: pd.DataFrame) -> list[dict]:
     known = provenance.dropna(subset=["machine"])
     for values, group in known.groupby(keys, sort=True):
         changed = sorted({f for files in group.get("changed", pd.Series(dtype=object)).dropna() for f in files})
-        dirty = ({f"uncommitted changes to {', '.join(changed)}" if changed else "uncommitted changes (files not recorded)"}
-                 if group["dirty"].fillna(False).astype(bool).any() else set())
+        dirty = {changes_text(changed)} if group["dirty"].fillna(False).astype(bool).any() else set()
         out.append({**dict(zip(keys, values)), "threads": int(values[3]), "runs": int(len(group)),
                     "commits": sorted(set(group["commit"].dropna()) | dirty)})
     if len(provenance) > len(known):

@@ -130,6 +130,18 @@ def changed_files() -> list[str]:
     return sorted(line[3:].split(" -> ")[-1] for line in out.splitlines() if line.strip())
 
 
+SHOWN_CHANGES = 5  # changed files a page names before it counts the rest
+
+
+def changes_text(changed: list[str] | None) -> str:
+    """`uncommitted changes to a, b (and N more files)` for a dirty tree, as pages and the scorecard show it."""
+    if not changed:
+        return "uncommitted changes (which files was not recorded)"
+    more = len(changed) - SHOWN_CHANGES
+    return (f"uncommitted changes to {', '.join(changed[:SHOWN_CHANGES])}"
+            + (f" and {more} more file{'s' if more != 1 else ''}" if more > 0 else ""))
+
+
 def machine(device="cpu") -> str:
     """The GPU's name on CUDA, else the CPU's model (Linux /proc/cpuinfo), else what Python knows of it."""
     if str(device).startswith("cuda"):

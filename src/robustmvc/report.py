@@ -25,7 +25,7 @@ import pandas as pd
 from robustmvc import __version__, registry
 from robustmvc import claims as claims_mod, tables
 from robustmvc.files import atomic_path, check_folder, read_json, write_json
-from robustmvc.lineage import PACKAGE_ROOT, changed_files, git_state, shown as shown_path
+from robustmvc.lineage import PACKAGE_ROOT, changed_files, changes_text as lineage_changes, git_state, shown as shown_path
 from robustmvc.pages import RUNTIME_CLASS
 from robustmvc.tables import DATASET_ORDER, MODEL_ORDER
 
@@ -136,11 +136,7 @@ def run_json(page: Path, reports: Path) -> str | None:
 
 def changes_text(dirty: bool | None, changed: list[str] | None) -> str:
     """What a dirty flag says on a page: the files that differed from the commit, when they were recorded."""
-    if not dirty:
-        return ""
-    if changed:
-        return f" (with uncommitted changes to {', '.join(changed)})"
-    return " (with uncommitted changes; which files was not recorded)"
+    return f" (with {lineage_changes(changed)})" if dirty else ""
 
 
 def provenance_header(page: Path, reports: Path, results: Path, commit: tuple[str, bool, list[str]],
