@@ -75,6 +75,8 @@ def test_transfer_colour_scale_comes_from_the_data():
     transfer.loc[0, "drop"] = -0.04  # a target that gained accuracy: the scale reaches below 0
     assert plots.transfer_heatmap(transfer).axes[0].get_images()[0].norm.vmin == pytest.approx(-0.04)
     assert "largest off the diagonal" in pages.alt_text(fig)
+    transfer["drop"] = np.linspace(0.01, 0.0503, 9)  # small drops: the scale ends at 0.06, not 0.10 or 1
+    assert plots.transfer_heatmap(transfer).axes[0].get_images()[0].norm.vmax == pytest.approx(0.06)
 
 
 def test_eps_lines_join_only_budgets_the_model_ran():

@@ -511,7 +511,8 @@ def transfer_heatmap(table: pd.DataFrame):
     size = max(table.groupby("dataset")["target"].nunique())
     values = table["drop"].to_numpy(dtype=float)
     vmin, vmax = min(0.0, float(np.nanmin(values))), max(float(np.nanmax(values)), 0.01)
-    vmax = float(np.ceil(vmax * 20) / 20)  # up to the next 0.05, so the top tick is a round number
+    step = 0.01 if vmax <= 0.2 else 0.05  # the top of the scale: the next round number above the largest drop
+    vmax = float(np.ceil(vmax / step - 1e-9) * step)
     side = min(PAGE_WIDTH_IN - 2.0, 2.2 + 0.62 * size)
     fig, axes = plt.subplots(len(panels), 1, figsize=(side + 1.2, (side - 0.4) * len(panels)), squeeze=False,
                              layout="constrained")
