@@ -70,3 +70,30 @@ def blob_views(n=60, k=3, seed=0):
         centres = rng.uniform(0.2, 0.8, size=(k, 1, 28, 28))
         views.append(np.clip(centres[labels] + rng.normal(0, 0.05, (n, 1, 28, 28)), 0, 1).astype(np.float32))
     return views, labels
+
+
+# an absolute path of a machine on a page (the folders results and reports are written under, in practice)
+ABSOLUTE_PATH = r"(?<![\w.:/~-])/(?:home|tmp|work|root|Users|mnt|scratch|var/folders)/[^\s<\"']*"
+
+
+def report_defects(root: Path) -> tuple[list[str], list[str]]:
+    """(links that do not resolve, absolute paths shown) over every HTML page under `root` and every
+    shipped JSON, CSV and YAML file: each href and src of a page, relative to the page (external and
+    in-page links aside, a #fragment dropped), must name a file or folder that exists."""
+    import re
+    from urllib.parse import unquote
+
+    broken, paths = [], []
+    for f in sorted(root.rglob("*")):
+        if not f.is_file() or f.suffix not in (".html", ".json", ".csv", ".yaml"):
+            continue
+        text = f.read_text()
+        paths += [f"{f.relative_to(root)}: {p}" for p in re.findall(ABSOLUTE_PATH, text)]
+        if f.suffix != ".html":
+            continue
+        for link in re.findall(r"""(?:href|src)=["']([^"']+)["']""", text):
+            if re.match(r"[a-z]+:", link) or link.startswith("#"):
+                continue
+            if not (f.parent / unquote(link.split("#")[0])).exists():
+                broken.append(f"{f.relative_to(root)} -> {link}")
+    return broken, paths

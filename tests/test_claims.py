@@ -135,8 +135,10 @@ def test_scorecard_reaches_the_index_page(tmp_path):
                                 "precision": "fp32", "threads": 1, "commit": "abc", "dirty": False},
                                {"run": "noisymnist/comvc/clean/seed1", "device": None, "machine": None}],
                               columns=["run", *tables.PROVENANCE])
-    scale = claims.scale_summary(cfg, tidy, provenance)
-    assert scale["samples"] == {"noisymnist": 10000, "noisyfashion": 10000, "patchedmnist": "all"}
+    scale = claims.scale_summary(cfg, tidy, provenance, sizes={"patchedmnist": 3119})
+    # "all" never hides a smaller source: PatchedMNIST from 10,000 MNIST digits holds 3,119 of the paper's 21,770
+    assert scale["samples"] == {"noisymnist": "10,000 of the paper's 70,000", "noisyfashion": "10,000 of the paper's 70,000",
+                                "patchedmnist": "3,119 (all the source holds) of the paper's 21,770"}
     assert scale["encoder_width"] == 16
     assert scale["seeds"] == {"comvc": 3} and scale["device"] == ["cpu"] and scale["eps"]["noisyfashion"] == 0.15
     card = claims.scorecard(claims.check(tidy), scale, claims.left_out(cfg))
@@ -151,6 +153,8 @@ def test_scorecard_reaches_the_index_page(tmp_path):
     # per seed (pre - post) - 0.5 (pre - 1/10) = 0.5 - post; three seeds: the interval is [min, max]
     assert "+0.250 [+0.200, +0.300], 3 seeds: +0.300 +0.250 +0.200" in page
     assert "compute 1.0 h" in page and "encoder width 16" in page and "regdb" in page
+    assert "With 3 seeds, <b>holds</b> means all 3 seeds agree" in page  # the rule at the seed count in use
+    assert "<b>Holds</b> (2)" in page  # the bottom line above the table
     assert "noisymnist" in page and "strict" in page and "paper" in page
 
 
@@ -172,3 +176,54 @@ def test_machines_say_which_runs_came_from_which():
         ("not recorded", 1, ["d/m/clean/seed1"])]
     text = report.machines_text(mixed)
     assert "3 machines" in text and "d/m/gan-both/paper/seed0" in text
+
+
+@pytest.mark.parametrize("values, why, needed", [
+    ([0.3], claims.TOO_FEW, 3),                  # one seed: the rule's minimum decides it if the sign holds
+    ([0.3, 0.4], claims.TOO_FEW, 3),
+    ([0.3, -0.1], claims.TOO_FEW, None),         # too few and already disagreeing: the estimate below
+    ([0.2, -0.1, 0.1], claims.NOISE, None),
+])
+def test_an_inconclusive_verdict_says_why_and_how_many_seeds_could_decide_it(values, why, needed):
+    got = claims.decide(values)
+    assert got["verdict"] == "inconclusive" and got["why"] == why
+    v = np.asarray(values)
+    if needed is None:  # normal approximation: the n at which 1.96 sd / sqrt(n) falls below |mean|
+        needed = max(3, len(v) + (len(v) >= 3), int(np.ceil((1.959964 * v.std(ddof=1) / abs(v.mean())) ** 2)))
+    assert got["seeds_needed"] == needed
+    assert "verdict" in claims.decide([0.1, 0.2, 0.3]) and "why" not in claims.decide([0.1, 0.2, 0.3])
+
+
+def test_the_rule_at_three_seeds_means_all_three_agree_in_sign():
+    # the claim the text makes, checked on the verdicts themselves: every sign pattern of 3 seeds
+    for signs in itertools.product((1, -1), repeat=3):
+        verdict = claims.decide([s * x for s, x in zip(signs, (0.1, 0.2, 0.3))])["verdict"]
+        assert verdict == ("holds" if set(signs) == {1} else "fails" if set(signs) == {-1} else "inconclusive")
+    assert "all 3 seeds agree" in claims.rule_meaning(3) and "outweighed" in claims.rule_meaning(5)
+    # with 5 seeds one seed on the other side can be outweighed, as the text says
+    assert claims.decide([0.3, 0.3, 0.3, 0.3, -0.01])["verdict"] == "holds"
+
+
+def test_every_baseline_claim_on_one_seed_baselines_is_undecided_by_construction():
+    tidy = _tidy(*_runs("comvc", "gan-both", [0.9] * 3, [0.8, 0.85, 0.82]),
+                 *_runs("simvc", "gan-both", [0.9], [0.2]), *_runs("eamc", "gan-both", [0.9], [0.3]))
+    row = _verdict(claims.check(tidy), "baselines-fall")
+    assert row["verdict"] == "fails"  # CoMVC, on 3 seeds, keeps most of its accuracy: that decides it
+    tidy = _tidy(*_runs("simvc", "gan-both", [0.9], [0.2]), *_runs("eamc", "gan-both", [0.9], [0.3]))
+    row = _verdict(claims.check(tidy), "baselines-fall")
+    assert row["verdict"] == "inconclusive" and row["why"] == claims.TOO_FEW and row["seeds_needed"] == 3
+    assert "2 of 2 baselines ran fewer than 3 seeds" in row["note"]
+
+
+def test_the_bottom_line_names_every_verdict_and_why():
+    tidy = _tidy(*_runs("comvc", "gan-both", [0.9] * 3, [0.2, 0.25, 0.3]),
+                 *_runs("ardmvc-am", "gan-both", [0.9] * 3, [0.88, 0.7, 0.86]),
+                 *_runs("ardmvc", "gan-both", [0.9] * 3, [0.5, 0.8, 0.4]),
+                 *_runs("simvc", "gan-both", [0.9], [0.2], dataset="noisyfashion"))
+    card = claims.scorecard(claims.check(tidy), {}, {})
+    text = claims.bottom_line(card["claims"], "e.html#claims")
+    assert "<b>Holds</b> (1): <i>every baseline loses most of its accuracy under the attack</i> on noisymnist (paper)" in text
+    assert "for <b>too few seeds</b>" in text and "noisyfashion (paper)" in text
+    assert "for <b>seed noise</b>" in text and "href='e.html#claims'" in text
+    assert sum(text.count(f"<b>{w}</b> (") for w in ("Holds", "Fails", "Undecided", "Not informative")) == \
+        len({c["verdict"] for c in card["claims"]})

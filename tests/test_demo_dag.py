@@ -4,7 +4,7 @@ so `pytest -n 2 --dist loadfile` builds it on one worker only:
 - every baseline learns something on the demo data (no model is trained twice);
 - the reports in a real browser: headless Chromium opens the landing page, follows every link, and finds
   Table 1 and the figures, with no page logging a console error; every page is clean (no stderr boxes,
-  no temporary paths), carries its provenance header and a link back, every image has alt text, and the
+  no absolute path of the machine, in pages or shipped files), carries its provenance header and a link back, every image has alt text, and the
   whole folder stays within its size budget."""
 import json
 import re
@@ -19,7 +19,7 @@ import torch
 import yaml
 
 from robustmvc.files import read_json
-from conftest import ROOT, demo_configfiles, snakemake
+from conftest import ABSOLUTE_PATH, ROOT, demo_configfiles, report_defects, snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -146,7 +146,8 @@ def browse(path: Path, tmp_path, *extra) -> tuple[str, list[str]]:
 def check_page(dom: str, name: str, run_root: str) -> None:
     """The invariants every rendered page keeps (`dom` as the browser built it)."""
     assert "application/vnd.jupyter.stderr" not in dom, f"{name} shows stderr output (progress bars, warnings)"
-    assert "/tmp/" not in dom.replace(run_root, ""), f"{name} shows a temporary path: {re.findall(r'/tmp/[^ <]*', dom)[:3]}"
+    assert run_root not in dom, f"{name} shows the run's folder {run_root}"
+    assert not re.findall(ABSOLUTE_PATH, dom), f"{name} shows an absolute path: {re.findall(ABSOLUTE_PATH, dom)[:3]}"
     assert 'class="provenance"' in dom, f"{name} has no provenance header"
     assert 'href="../index.html"' in dom, f"{name} has no link back to the index"
     for img in re.findall(r"<img[^>]*>", dom):
@@ -166,7 +167,13 @@ def test_reports_open_in_a_browser_without_errors(demo_run, tmp_path):
     dom, errors = browse(index, tmp_path)
     assert not errors, errors
     check_page(dom, "index.html", run_root)
-    assert "verdicts:" in browse(landing, tmp_path)[0], "the landing page's line has no verdict counts"
+    landing_dom = browse(landing, tmp_path)[0]
+    assert "verdicts:" in landing_dom and "class=\"bottom-line\"" in landing_dom, "the landing page has no bottom line"
+    # every href and src of every page and no absolute path in any page or shipped file
+    broken, paths = report_defects(reports.parent)
+    assert not broken, f"{len(broken)} broken links, e.g. {broken[:3]}"
+    assert not paths and not any(str(results.parent) in f.read_text() for f in reports.rglob("*")
+                                 if f.suffix in (".html", ".json", ".csv", ".yaml")), paths[:3]
     links = [link for link in re.findall(r'href="([^"#]+\.html)"', dom) if not link.startswith("../")]
     assert len(links) >= 6
     for link in re.findall(r'href="(data/[^"#]+)"', dom):

@@ -53,17 +53,20 @@ def test_table1_sets_ours_beside_the_paper_and_marks_missing(results):
     assert cell["paper"] == 0.31 and math.isclose(cell["diff"], 0.4 - 0.31)
     html = tables.table1_html(t1, tolerance=0.05, scale="test")
     assert "paper 0.31 (+0.09)" in html and "test" in html
-    # +0.09 above the paper with tolerance 0.05: the first shade on the "higher" side
-    assert ("<td class='better1'>0.40&plusmn;0.14<br><span class='seeds'>0.30 0.50</span><br><span class='paper'>"
+    # +0.09 above the paper after the attack, tolerance 0.05: the first shade of "the attack was weaker here"
+    assert ("<td class='weaker1'>0.40&plusmn;0.14<br><span class='seeds'>0.30 0.50</span><br><span class='paper'>"
             "paper 0.31 (+0.09)") in html
     assert html.count("class='empty'") > 0  # simvc has no noisymnist cell, comvc no noisyfashion cell
-    assert "lower by" in html and "higher by" in html  # the legend of the scale
+    for words in tables.SHADE_WORDS.values():  # the legend says what each side of each row's scale means
+        assert words in html
 
 
 def test_table1_shading_is_signed_and_missing_paper_values_say_why():
-    assert tables.shade(0.03, 0.05) == "near" and tables.shade(-0.05, 0.05) == "near"
-    assert [tables.shade(d, 0.05) for d in (0.1, 0.2, 0.5)] == ["better1", "better2", "better3"]
-    assert [tables.shade(d, 0.05) for d in (-0.1, -0.2, -0.5)] == ["worse1", "worse2", "worse3"]
+    assert tables.shade(0.03, 0.05) == "near" and tables.shade(-0.05, 0.05, "post") == "near"
+    # before the attack a difference is the clean accuracy's; after it, the attack's strength
+    assert [tables.shade(d, 0.05) for d in (0.1, 0.2, 0.5)] == ["higher1", "higher2", "higher3"]
+    assert [tables.shade(d, 0.05) for d in (-0.1, -0.2, -0.5)] == ["lower1", "lower2", "lower3"]
+    assert [tables.shade(d, 0.05, "post") for d in (0.1, -0.5)] == ["weaker1", "stronger3"]
     paper = tables.load_paper(ROOT / "config" / "paper_table1.yaml")
     notes = paper.set_index(["model", "dataset", "phase"])
     assert notes.loc[("comvc", "patchedmnist", "post"), "acc_note"] == tables.ILLEGIBLE
@@ -75,7 +78,9 @@ def test_table1_shading_is_signed_and_missing_paper_values_say_why():
         columns=tables.COLUMNS)
     html = tables.table1_html(tables.table1(tidy, paper), 0.05, "test")
     assert html.count("not reported in the paper") == 3 + 2 + 6  # ardmvc pre, its post NMI/ARI, the demo rows
-    assert "illegible" in html and "paper 0.90 (-0.40)" in html
+    assert "ill." not in html  # spelled out where a value is illegible (test_table1_spells_out...)
+    assert "paper 0.90 (-0.40)" in html
+    assert html.count(tables.NO_PAPER_STRICT) == 0  # paper protocol only: no strict row to explain
 
 
 def test_paper_table_loads_and_names_only_known_models_and_datasets():
@@ -472,3 +477,21 @@ def test_training_curves_draw_a_panel_for_what_the_history_holds():
         "loss terms", plots.DEFENSE_TERMS["mi_align"], plots.DEFENSE_TERMS["perturber_kl"]]
     with pytest.raises(ValueError, match="history is empty"):
         plots.training_curves([])
+
+
+def test_table1_spells_out_missing_values_explains_strict_rows_and_names_the_main_differences():
+    paper = tables.load_paper(ROOT / "config" / "paper_table1.yaml")
+    rows = []
+    # CoMVC on NoisyMNIST: after the paper's attack 0.64 against the paper's 0.31 (an attack weaker than published),
+    # under the strict protocol at chance (0.13); on PatchedMNIST the paper's post-attack ACC is illegible
+    for dataset, protocol, pre, post in (("noisymnist", "paper", 0.84, 0.64), ("noisymnist", "strict", 0.84, 0.13),
+                                         ("patchedmnist", "paper", 0.9, 0.8)):
+        rows += [[dataset, "comvc", 0, "gan-both", protocol, 0.3, ph, v, v, v] for ph, v in (("pre", pre), ("post", post))]
+    t1 = tables.table1(pd.DataFrame(rows, columns=tables.COLUMNS), paper)
+    html = tables.table1_html(t1, 0.05, "test")
+    assert "illegible in the paper" in html and "ill." not in html
+    assert html.count(tables.NO_PAPER_STRICT) == 2  # the strict pre and post rows
+    findings = tables.table1_findings(t1, 0.05)
+    assert "the attack was weaker here" in findings and "comvc on noisymnist, 0.64 against the paper's 0.31" in findings
+    assert "comvc on noisymnist (0.13 strict, 0.64 paper protocol, chance 0.10)" in findings
+    assert findings in html

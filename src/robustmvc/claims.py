@@ -8,19 +8,22 @@ evaluation page and in the scorecard). Everything here is a pure function of the
 from __future__ import annotations
 
 import html
+from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
 
 from robustmvc import registry
 from robustmvc.config import resolve
-from robustmvc.tables import DATASET_ORDER, MODEL_ORDER, N_CLUSTERS, PROTOCOL_ORDER, in_order, pair
+from robustmvc.lineage import changes_text
+from robustmvc.tables import (CHANCE_MARGIN, DATASET_ORDER, MODEL_ORDER, N_CLUSTERS, PAPER_SAMPLES, PROTOCOL_ORDER,
+                              in_order, pair)
 
 VERDICTS = ("holds", "fails", "inconclusive", "not informative")
 LEVEL = 0.95          # the bootstrap interval's coverage
 N_BOOT = 10_000       # bootstrap resamples (fixed seed: the same table gives the same verdicts)
 MIN_SEEDS = 3         # fewer paired seeds than this: inconclusive whatever the values
-FLOOR_MARGIN = 0.05   # "at the chance floor": mean ACC <= 1/K + this
+FLOOR_MARGIN = CHANCE_MARGIN  # "at the chance floor": mean ACC <= 1/K + this
 HURT = 0.05           # the undefended model "is hurt" when its mean paired ACC drop is at least this
 KEEP = 0.9            # "keeps nearly all of its clean accuracy": post >= 0.9 pre
 MOST = 0.5            # "loses most of its accuracy": more than half of its clean-minus-chance ACC
@@ -33,6 +36,45 @@ RULE = (f"Each claim is a statistic computed per seed from paired runs (same dat
         f"<b>not informative</b> when the numbers cannot speak to it: a claim about surviving the attack when "
         f"the attack does not hurt the undefended CoMVC (mean paired ACC drop below {HURT}), or a comparison "
         f"where every variant sits at the chance floor (mean ACC at most 1/K + {FLOOR_MARGIN}).")
+
+
+TOO_FEW, NOISE = "too few seeds", "seed noise"   # why a verdict is inconclusive
+
+
+def rule_meaning(seeds: int, level: float = LEVEL) -> str:
+    """What the rule asks of `seeds` paired seeds, in words. A percentile bootstrap of n values puts
+    probability n^-n on the resample made of one seed alone; while that is at least the interval's tail,
+    the interval reaches every seed's own value, so holds or fails needs every seed on one side of 0."""
+    if seeds < MIN_SEEDS:
+        return (f"With {seeds} seed{'s' if seeds != 1 else ''} no claim can hold or fail: the rule needs at least "
+                f"{MIN_SEEDS} paired seeds, so every verdict on them is inconclusive (too few seeds).")
+    if float(seeds) ** -seeds >= (1 - level) / 2:
+        return (f"With {seeds} seeds, <b>holds</b> means all {seeds} seeds agree that the claim holds (each seed's "
+                f"statistic above 0) and <b>fails</b> that all {seeds} agree it fails; one seed on the other side "
+                f"makes the verdict inconclusive (seed noise).")
+    return (f"With {seeds} seeds, <b>holds</b> means the mean over seeds stays above 0 in {level:.0%} of bootstrap "
+            f"resamples: a seed on the other side can be outweighed when the rest lie far enough from 0.")
+
+
+def seeds_needed(values, level: float = LEVEL) -> int | None:
+    """The fewest paired seeds that could decide a claim whose seeds so far gave `values`: the rule's
+    minimum when they all lie on one side of 0 (or there is one), else, if the mean and the spread stay as
+    they are, the n at which the interval's half-width (normal approximation, z sd / sqrt(n)) falls below
+    |mean|; None when the mean is 0 (no number of seeds decides it)."""
+    v = np.asarray(values, dtype=float)
+    if len(v) < 2 or (v > 0).all() or (v < 0).all():
+        return max(MIN_SEEDS, len(v))
+    mean, sd = abs(float(v.mean())), float(v.std(ddof=1))
+    if mean == 0:
+        return None
+    z = NormalDist().inv_cdf(0.5 + level / 2)
+    return max(MIN_SEEDS, len(v) + 1, int(np.ceil((z * sd / mean) ** 2)))
+
+
+def undecided(values) -> dict:
+    """Why a verdict on per-seed `values` is inconclusive (`why`: too few seeds or seed noise) and the
+    fewest seeds that could decide it (`seeds_needed`)."""
+    return {"why": TOO_FEW if len(values) < MIN_SEEDS else NOISE, "seeds_needed": seeds_needed(values)}
 
 CLAIMS = {
     "baselines-fall": "every baseline loses most of its accuracy under the attack",
@@ -47,7 +89,7 @@ STATISTICS = {
     "both-beats-either": "min(post com, post con) - post both",
 }
 COLUMNS = ["claim", "text", "dataset", "protocol", "model", "verdict", "mean", "low", "high", "seeds", "values",
-           "statistic", "note"]
+           "statistic", "note", "why", "seeds_needed"]
 
 
 def bootstrap_interval(values, level: float = LEVEL, n_boot: int = N_BOOT, seed: int = 0) -> tuple[float, float]:
@@ -73,7 +115,7 @@ def decide(values, min_seeds: int = MIN_SEEDS) -> dict:
     else:
         verdict = "inconclusive"
     return {"verdict": verdict, "mean": float(v.mean()), "low": low, "high": high, "seeds": len(v),
-            "values": [float(x) for x in v]}
+            "values": [float(x) for x in v], **(undecided(v) if verdict == "inconclusive" else {})}
 
 
 def at_floor(mean_accs, n_clusters: int, margin: float = FLOOR_MARGIN) -> bool:
@@ -88,7 +130,7 @@ def not_informative(note: str) -> dict:
 
 def unpaired(note: str) -> dict:
     """Runs exist but no seed pairs them: nothing can be decided."""
-    return {**not_informative(note), "verdict": "inconclusive"}
+    return {**not_informative(note), "verdict": "inconclusive", "why": TOO_FEW, "seeds_needed": MIN_SEEDS}
 
 
 def _pre_post(part: pd.DataFrame, model: str, attack: str = "gan-both") -> pd.DataFrame:
@@ -133,9 +175,23 @@ def baselines_fall(part: pd.DataFrame, k: int) -> dict:
     model = min(pool, key=lambda m: (np.nan_to_num(pool[m]["low"], nan=-np.inf), pool[m]["mean"]))
     verdicts = {r["verdict"] for r in informative.values()}
     verdict = "fails" if failing else ("holds" if verdicts == {"holds"} else "inconclusive")
-    note = "; ".join(f"{m} {r['verdict']}" + ("" if np.isnan(r["mean"]) else f" ({r['mean']:+.3f})")
+    note = "; ".join(f"{m} {r['verdict']}" + ("" if np.isnan(r["mean"]) else f" ({r['mean']:+.3f}, "
+                                                f"{r['seeds']} seed{'s' if r['seeds'] != 1 else ''})")
                      for m, r in per.items())
-    return {**informative[model], "verdict": verdict, "model": model, "note": note}
+    why = {}
+    if verdict == "inconclusive":  # undecided while any baseline is: the claim needs each of them decided
+        open_ = [r for r in informative.values() if r["verdict"] == "inconclusive"]
+        few = [r for r in open_ if r["why"] == TOO_FEW]
+        needed = [r["seeds_needed"] for r in open_]
+        why = {"why": TOO_FEW if few else NOISE,
+               "seeds_needed": None if None in needed else max(needed)}
+        if few:
+            note = (f"{len(few)} of {len(informative)} baselines ran fewer than {MIN_SEEDS} seeds, so this claim "
+                    f"cannot be decided on them by construction; " + note)
+    result = {**informative[model], "verdict": verdict, "model": model, "note": note}
+    for key in ("why", "seeds_needed"):
+        result.pop(key, None)
+    return {**result, **why}
 
 
 def am_keeps(part: pd.DataFrame, k: int) -> dict:
@@ -200,7 +256,8 @@ def check(tidy: pd.DataFrame) -> pd.DataFrame:
                     continue
                 rows.append({"claim": claim, "text": CLAIMS[claim], "dataset": dataset, "protocol": protocol,
                              "model": result.get("model", model), "statistic": STATISTICS[claim],
-                             "note": result.get("note", ""),
+                             "note": result.get("note", ""), "why": result.get("why", ""),
+                             "seeds_needed": result.get("seeds_needed"),
                              **{c: result[c] for c in ("verdict", "mean", "low", "high", "seeds", "values")}})
     return pd.DataFrame(rows, columns=COLUMNS)
 
@@ -214,6 +271,16 @@ def numbers(r) -> str:
             + " ".join(f"{v:+.3f}" for v in r["values"]))
 
 
+def why_text(r) -> str:
+    """An inconclusive verdict's reason and the seeds that could decide it, in words ('' otherwise)."""
+    if r["verdict"] != "inconclusive" or not r.get("why"):
+        return ""
+    needed = r.get("seeds_needed")
+    if needed is None or (isinstance(needed, float) and np.isnan(needed)):
+        return f"{r['why']}: the seeds' mean is 0, no number of seeds decides it"
+    return f"{r['why']}: at least {int(needed)} seeds could decide it"
+
+
 def claims_html(verdicts: pd.DataFrame) -> str:
     """The claims table of the evaluation page (anchor `claims`, which the scorecard links to), the rule
     above it."""
@@ -223,7 +290,8 @@ def claims_html(verdicts: pd.DataFrame) -> str:
     body = "".join(
         f"<tr><td>{html.escape(r['text'] + (' (' + r['model'] + ')' if r['claim'] == 'both-beats-either' else ''))}</td>"
         f"<td>{html.escape(r['dataset'])}</td><td>{html.escape(r['protocol'])}</td>"
-        f"<td style='background:{colour[r['verdict']]}'><b>{r['verdict']}</b></td>"
+        f"<td style='background:{colour[r['verdict']]}'><b>{r['verdict']}</b>"
+        + (f"<br><small>{html.escape(why_text(r))}</small>" if why_text(r) else "") + "</td>"
         f"<td>{html.escape(r['statistic'])}</td><td>{numbers(r)}</td><td>{html.escape(r['note'])}</td></tr>"
         for _, r in verdicts.iterrows())
     return (f"<p class='rule'>{RULE}</p><table id='claims'><tr><th>claim</th><th>dataset</th><th>protocol</th>"
@@ -256,9 +324,10 @@ def machines(provenance: pd.DataFrame) -> list[dict]:
     keys = ["machine", "torch", "precision", "threads"]
     known = provenance.dropna(subset=["machine"])
     for values, group in known.groupby(keys, sort=True):
+        changed = sorted({f for files in group.get("changed", pd.Series(dtype=object)).dropna() for f in files})
+        dirty = {changes_text(changed)} if group["dirty"].fillna(False).astype(bool).any() else set()
         out.append({**dict(zip(keys, values)), "threads": int(values[3]), "runs": int(len(group)),
-                    "commits": sorted(set(group["commit"].dropna()) | ({"uncommitted changes"} if group["dirty"].any()
-                                                                      else set()))})
+                    "commits": sorted(set(group["commit"].dropna()) | dirty)})
     if len(provenance) > len(known):
         out.append({"machine": "not recorded", "runs": int(len(provenance) - len(known))})
     if len(out) > 1:
@@ -269,14 +338,28 @@ def machines(provenance: pd.DataFrame) -> list[dict]:
     return out
 
 
-def scale_summary(cfg: dict, tidy: pd.DataFrame, provenance: pd.DataFrame) -> dict:
-    """The scale in plain values: samples, encoder width, epochs, seeds per model, eps, device, and the
-    machines the runs were made on (`machines`)."""
+def samples_text(dataset: str, configured, built: int | None) -> str | int:
+    """A dataset's sample count as the scale line shows it: the configured subset, or the number the
+    dataset file holds (`built`, when known), each beside the paper's count where the two differ, so `all`
+    never hides a smaller source (PatchedMNIST from 10,000 MNIST digits: 3,119 of the paper's 21,770)."""
+    n = configured or built
+    if n is None:
+        return "all"
+    paper = PAPER_SAMPLES.get(dataset)
+    text = f"{n:,}" + ("" if configured else " (all the source holds)")
+    return text + (f" of the paper's {paper:,}" if paper and paper != n else "")
+
+
+def scale_summary(cfg: dict, tidy: pd.DataFrame, provenance: pd.DataFrame, sizes: dict | None = None) -> dict:
+    """The scale in plain values: samples (`sizes`: each dataset file's sample count, where known),
+    encoder width, epochs, seeds per model, eps, device, and the machines the runs were made on
+    (`machines`)."""
+    sizes = sizes or {}
     datasets = [d for d, e in (cfg.get("datasets") or {}).items() if e is not None and d not in left_out(cfg)]
     runs = tidy[tidy["attack"] == "gan-both"].groupby("model")["seed"].nunique()
     epochs = {m: resolve(cfg, m, datasets[0] if datasets else None)[1]["epochs"] for m in ("comvc", "ardmvc-am")}
     return {"scale": (cfg.get("evaluation") or {}).get("scale", "full"),
-            "samples": {d: cfg["datasets"][d].get("max_samples") or "all" for d in datasets},
+            "samples": {d: samples_text(d, cfg["datasets"][d].get("max_samples"), sizes.get(d)) for d in datasets},
             "encoder_width": (cfg.get("architecture") or {}).get("encoder_width"),
             "epochs": {"baselines": epochs["comvc"], "defenses": epochs["ardmvc-am"],
                        "attack": (cfg.get("attack") or {}).get("epochs")},
@@ -289,7 +372,73 @@ def scale_summary(cfg: dict, tidy: pd.DataFrame, provenance: pd.DataFrame) -> di
 def scorecard(verdicts: pd.DataFrame, scale: dict, omitted: dict[str, str]) -> dict:
     """What `report.scorecard_section` renders: the rule, every verdict with its numbers, the scale and
     what was left out. Plain JSON values only."""
+    def plain(x):
+        return None if x is None or (isinstance(x, float) and np.isnan(x)) else x
+
     claims = [{"claim": r["claim"], "text": r["text"], "dataset": r["dataset"], "protocol": r["protocol"],
-               "model": r["model"], "verdict": r["verdict"], "numbers": numbers(r), "note": r["note"]}
+               "model": r["model"], "verdict": r["verdict"], "numbers": numbers(r), "note": r["note"],
+               "seeds": int(r["seeds"]), "values": [float(v) for v in r["values"]], "mean": plain(float(r["mean"])),
+               "why": r["why"] or None,
+               "seeds_needed": None if plain(r["seeds_needed"]) is None else int(r["seeds_needed"])}
               for _, r in verdicts.iterrows()]
-    return {"rule": RULE, "evidence": EVIDENCE, "claims": claims, "scale": scale, "left_out": omitted}
+    decided = [c["seeds"] for c in claims if c["seeds"]]
+    in_use = max(set(decided), key=decided.count) if decided else 0
+    return {"rule": RULE, "rule_at_seeds": rule_meaning(in_use) if in_use else "", "evidence": EVIDENCE,
+            "claims": claims, "scale": scale, "left_out": omitted}
+
+
+def _cells(claims: list[dict]) -> str:
+    """Where a claim's verdicts sit: `noisymnist (paper, strict), patchedmnist (paper)`."""
+    by = {}
+    for c in claims:
+        by.setdefault(c["dataset"], []).append(c["protocol"])
+    return ", ".join(f"{d} ({', '.join(ps)})" for d, ps in by.items())
+
+
+def bottom_line(claims: list[dict], evidence: str) -> str:
+    """The scorecard in a few sentences of HTML: which claims hold, which fail, which stay undecided and
+    why (too few seeds, or seeds that disagree, with the seeds that could decide them), and which the
+    numbers cannot speak to; `evidence` is the link to the verdicts' table. `claims` are the scorecard's
+    entries (`scorecard`), each with `why` and `seeds_needed` when inconclusive."""
+    if not claims:
+        return "<p>No claim could be checked: no attack results.</p>"
+
+    def label(c):
+        return c["text"] + (f" ({c['model']})" if c["claim"] == "both-beats-either" else "")
+
+    def grouped(items):
+        out = {}
+        for c in items:
+            out.setdefault(label(c), []).append(c)
+        return "; ".join(f"<i>{html.escape(text)}</i> on {html.escape(_cells(cs))}" for text, cs in out.items())
+
+    parts = []
+    for verdict, words in (("holds", "Holds"), ("fails", "Fails")):
+        items = [c for c in claims if c["verdict"] == verdict]
+        if items:
+            parts.append(f"<b>{words}</b> ({len(items)}): {grouped(items)}.")
+    open_ = [c for c in claims if c["verdict"] == "inconclusive"]
+    if open_:
+        reasons = []
+        few = [c for c in open_ if c.get("why") == TOO_FEW]
+        noise = [c for c in open_ if c.get("why") == NOISE]
+        if few:
+            reasons.append(f"{len(few)} for <b>too few seeds</b> (fewer than {MIN_SEEDS} paired seeds, so they cannot "
+                           f"be decided by construction): {grouped(few)}")
+        if noise:
+            needed = sorted(c["seeds_needed"] for c in noise if c.get("seeds_needed"))
+            span = (f"; if the seeds' mean and spread held, deciding them would take {needed[0]:,} to {needed[-1]:,} seeds"
+                    if needed and needed[0] != needed[-1] else f"; deciding them would take about {needed[0]} seeds"
+                    if needed else "")
+            reasons.append(f"{len(noise)} for <b>seed noise</b> (the seeds disagree in sign{span}): {grouped(noise)}")
+        rest = [c for c in open_ if c.get("why") not in (TOO_FEW, NOISE)]
+        if rest:
+            reasons.append(f"{len(rest)} with no reason recorded: {grouped(rest)}")
+        parts.append(f"<b>Undecided</b> ({len(open_)}): " + "; ".join(reasons) + ".")
+    silent = [c for c in claims if c["verdict"] == "not informative"]
+    if silent:
+        notes = sorted({c["note"].split(";")[0].split(":")[0] for c in silent if c.get("note")})
+        parts.append(f"<b>Not informative</b> ({len(silent)}): {grouped(silent)}"
+                     + (f" ({html.escape('; '.join(notes))})" if notes else "") + ".")
+    parts.append(f"<a href='{html.escape(evidence)}'>The verdicts with every seed's numbers</a>.")
+    return "<ul class='bottom-line'>" + "".join(f"<li>{p}</li>" for p in parts) + "</ul>"

@@ -119,6 +119,29 @@ def git_state() -> tuple[str, bool]:
     return commit, bool(dirty)
 
 
+def changed_files() -> list[str]:
+    """The tracked files whose content differs from the commit (`git_state`'s dirty flag, by name), relative
+    to the checkout, so a record of uncommitted changes says what changed; [] outside a git checkout."""
+    try:
+        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True,
+                             check=True, cwd=PACKAGE_ROOT).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return []
+    return sorted(line[3:].split(" -> ")[-1] for line in out.splitlines() if line.strip())
+
+
+SHOWN_CHANGES = 5  # changed files a page names before it counts the rest
+
+
+def changes_text(changed: list[str] | None) -> str:
+    """`uncommitted changes to a, b (and N more files)` for a dirty tree, as pages and the scorecard show it."""
+    if not changed:
+        return "uncommitted changes (which files was not recorded)"
+    more = len(changed) - SHOWN_CHANGES
+    return (f"uncommitted changes to {', '.join(changed[:SHOWN_CHANGES])}"
+            + (f" and {more} more file{'s' if more != 1 else ''}" if more > 0 else ""))
+
+
 def machine(device="cpu") -> str:
     """The GPU's name on CUDA, else the CPU's model (Linux /proc/cpuinfo), else what Python knows of it."""
     if str(device).startswith("cuda"):
@@ -139,6 +162,7 @@ def provenance(device, precision: str, wall_seconds: float, cpu_seconds: float) 
     import torch
 
     commit, dirty = git_state()
-    return {"commit": commit, "dirty": dirty, "machine": machine(device), "device": str(device),
+    return {"commit": commit, "dirty": dirty, **({"changed": changed_files()} if dirty else {}),
+            "machine": machine(device), "device": str(device),
             "torch": str(torch.__version__), "precision": precision, "threads": torch.get_num_threads(),
             "wall_seconds": round(float(wall_seconds), 3), "cpu_seconds": round(float(cpu_seconds), 3)}

@@ -36,8 +36,9 @@ def settings_frame(values: dict, name: str = "setting") -> pd.DataFrame:
 
 
 def alt_text(fig) -> str:
-    """A figure described from its own labels: the title, then each panel's title and axes."""
-    parts = []
+    """A figure described by what it shows (`fig.finding`, where the figure function states it), then its
+    own labels: the title, then each panel's title and axes."""
+    parts = [fig.finding] if getattr(fig, "finding", "") else []  # what the figure shows, set by robustmvc.plots
     title = fig._suptitle.get_text() if getattr(fig, "_suptitle", None) is not None else ""
     title = title.replace("\n", ": ")
     if title:
@@ -95,20 +96,20 @@ _PARAMETER_TYPES = (str, int, float, bool, list, dict, type(None))  # what paper
 
 def runtime(device: str = "cpu", precision: str = "fp32") -> dict:
     """Where and from what the page's computation ran: the code's commit (and whether the tree had
-    uncommitted changes), the resolved device and the machine's CPU model or GPU name, torch's thread
-    count and the precision (the run's `precision` resolved for the device)."""
+    uncommitted changes, and in which files), the resolved device and the machine's CPU model or GPU name,
+    torch's thread count and the precision (the run's `precision` resolved for the device)."""
     # imported here, not at module level: the report writer reads this module's page helpers and
     # must not load torch (seconds) for them
     import torch
 
     from robustmvc.device import resolve_device, resolve_precision
-    from robustmvc.lineage import git_state, machine
+    from robustmvc.lineage import changed_files, git_state, machine
 
     commit, dirty = git_state()
     dev = resolve_device(device)
-    return {"commit": commit, "dirty": dirty, "device": str(dev), "machine": machine(dev),
-            "threads": torch.get_num_threads(), "precision": resolve_precision(precision, dev),
-            "torch": torch.__version__}
+    return {"commit": commit, "dirty": dirty, **({"changed": changed_files()} if dirty else {}),
+            "device": str(dev), "machine": machine(dev), "threads": torch.get_num_threads(),
+            "precision": resolve_precision(precision, dev), "torch": torch.__version__}
 
 
 def setup(device: str = "cpu", precision: str = "fp32") -> None:

@@ -18,13 +18,17 @@ from robustmvc import variants  # noqa: E402
 from robustmvc.files import atomic_path  # noqa: E402
 from robustmvc.tables import ABLATION, DATASET_ORDER, MODEL_ORDER, ablation_points, pair  # noqa: E402
 
-# One colour-blind-safe palette and marker set for the whole report (seaborn's "colorblind", after
-# Okabe & Ito): a model keeps its colour and marker in every figure. Ordered as MODEL_ORDER, so that
-# CoMVC and the two AR-DMVC models get the strongest colours (blue, orange, vermillion).
-PALETTE = ["#ca9161", "#56b4e9", "#0173b2", "#cc78bc", "#949494", "#ece133", "#fbafe4", "#de8f05",
-           "#d55e00", "#029e73"]
+# One colour-blind-safe palette and marker set for the whole report (after Okabe & Ito and Paul Tol): a model
+# keeps its colour and marker in every figure, and no two models share a hue family (each pair of colours
+# lies at least MIN_COLOUR_DISTANCE apart in CIELAB, tests/test_figures.py). Ordered as MODEL_ORDER: CoMVC
+# blue, AR-DMVC wine, AR-DMVC-AM orange, ALRDC green.
+PALETTE = ["#ca9161", "#999933", "#0173b2", "#cc78bc", "#949494", "#ece133", "#000000", "#882255",
+           "#de8f05", "#029e73"]
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "h", "<"]
+MIN_COLOUR_DISTANCE = 30  # CIE76 delta E: 20 (the two pinks this palette had) reads as one colour at a glance
 CYCLE = ["#0173b2", "#de8f05", "#029e73", "#d55e00", "#cc78bc", "#ca9161", "#56b4e9", "#949494"]  # other lines
+PAGE_WIDTH_PX = 1100  # the output column of a report page in a 1280 px window: a wider figure is shrunk to it
+PAGE_WIDTH_IN = 10.0  # figures are drawn at most this wide (100 dpi; legends outside the axes add the rest)
 # diverging, colour-blind safe (blue - white - orange): signed differences such as ours - paper
 DIVERGING = "PuOr_r"
 SEQUENTIAL = "cividis"  # magnitudes (drops, accuracies), readable in grey and by colour-blind readers
@@ -259,10 +263,30 @@ def _ordered(values, order):
     return sorted(values, key=lambda v: (order.index(v) if v in order else len(order), v))
 
 
+def seeds_text(seeds: dict) -> str:
+    """Which seeds the models of a figure ran, from the data: `seeds 0, 1, 2` when every model ran the same
+    ones, else `seeds 0, 1, 2 for comvc, ardmvc; 0 for the rest`-style groups (largest set first)."""
+    groups: dict[tuple, list[str]] = {}
+    for model, ran in seeds.items():
+        groups.setdefault(tuple(sorted({int(x) for x in ran})), []).append(model)
+    if not groups:
+        return ""
+    ordered = sorted(groups.items(), key=lambda g: (-len(g[0]), g[0]))
+
+    def named(ran):
+        return f"seed{'s' if len(ran) > 1 else ''} {', '.join(map(str, ran))}"
+
+    if len(ordered) == 1:
+        return named(ordered[0][0])
+    parts = [f"{named(ran)} for {', '.join(_ordered(models, MODEL_ORDER))}" for ran, models in ordered[:-1]]
+    return "; ".join(parts + [f"{named(ordered[-1][0])} for the rest"])
+
+
 def relative_drop(summary, attack: str = "gan-both", tidy=None, paper=None):
     """Bars: (pre - post) / pre ACC per model, one group per dataset; error bars are the std over
     seeds of each seed's drop (from `tidy`, when given), black diamonds the paper's drop (from
-    `paper`, `tables.load_paper`'s rows), and every bar carries its value so a zero drop reads as 0."""
+    `paper`, `tables.load_paper`'s rows), and every bar carries its value beyond its error bar, so a zero
+    drop reads as 0 and no label sits on a bar's whisker. The title says which seeds each model ran."""
 
     rows = summary[(summary["attack"] == attack) & (summary["protocol"] == "paper")]
     if rows.empty:
@@ -280,33 +304,44 @@ def relative_drop(summary, attack: str = "gan-both", tidy=None, paper=None):
     datasets = _ordered(wide["dataset"].unique(), DATASET_ORDER)
     models = _ordered(wide["model"].unique(), MODEL_ORDER)
     width = 0.8 / len(models)
-    fig, ax = plt.subplots(figsize=(max(7.5, 1.0 + 0.55 * len(models) * len(datasets)), 4.4), layout="constrained")
+    fig, ax = plt.subplots(figsize=(min(PAGE_WIDTH_IN - 1.5, max(7.5, 1.0 + 0.3 * len(models) * len(datasets))), 4.6),
+                           layout="constrained")
     paper_drawn = False
+    low = 0.0
     for j, model in enumerate(models):
         part = wide[wide["model"] == model].set_index("dataset").reindex(datasets)
         x = np.arange(len(datasets)) + (j - (len(models) - 1) / 2) * width
-        err = [spread.get((d, model), np.nan) for d in datasets]
-        bars = ax.bar(x, part["drop"], width * 0.92, yerr=err, capsize=2, label=model,
-                      color=model_style(model)["color"], edgecolor="black", linewidth=0.4)
-        ax.bar_label(bars, labels=["" if np.isnan(v) else f"{v:.2f}" for v in part["drop"]], fontsize=7,
-                     padding=2, rotation=90)
+        err = np.nan_to_num([spread.get((d, model), np.nan) for d in datasets])
+        ax.bar(x, part["drop"], width * 0.92, yerr=err, capsize=1.5, label=model, color=model_style(model)["color"],
+               edgecolor="black", linewidth=0.4, error_kw={"lw": 0.8})
+        for xi, v, e in zip(x, part["drop"], err):
+            if np.isnan(v):
+                continue
+            end = v + e if v >= 0 else v - e
+            ax.annotate(f"{v:.2f}", (xi, end), xytext=(0, 2 if v >= 0 else -2), textcoords="offset points",
+                        ha="center", va="bottom" if v >= 0 else "top", rotation=90, fontsize=6.5)
+            low = min(low, end)
         if paper is not None and len(paper):
             ref = paper[(paper["model"] == model)].pivot_table(index="dataset", columns="phase", values="acc")
             ref = ref.reindex(datasets)
             if {"pre", "post"} <= set(ref.columns):
                 drop = ((ref["pre"] - ref["post"]) / ref["pre"]).to_numpy(dtype=float)
                 if np.isfinite(drop).any():
-                    ax.scatter(x, drop, marker="D", s=22, color="black", zorder=4,
+                    ax.scatter(x, drop, marker="D", s=16, color="black", edgecolor="white", linewidth=0.5, zorder=4,
                                label=None if paper_drawn else "paper's drop")
                     paper_drawn = True
     ax.set_xticks(np.arange(len(datasets)), datasets)
     ax.set_ylabel("relative ACC drop, (pre - post) / pre")
     ax.axhline(0, color="black", lw=0.8)
-    ax.set_ylim(min(-0.1, float(np.nanmin(wide["drop"])) - 0.1), 1.15)
-    all_seeds = sorted({x for v in seeds.values() for x in v})
-    ax.set_title(run_title(f"Accuracy lost to the attack ({attack})", None, all_seeds, "paper", "per dataset")
-                 + (" | error bars: std over seeds" if any(len(v) > 1 for v in seeds.values()) else ""))
-    ax.legend(ncol=1, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    ax.set_ylim(min(-0.1, low - 0.12), 1.15)
+    ax.set_title(f"Accuracy lost to the attack ({attack}) | paper protocol | eps per dataset\n"
+                 + seeds_text({m: [x for (d, mm), v in seeds.items() if mm == m for x in v] for m in models})
+                 + (" | error bars: std over seeds" if any(len(v) > 1 for v in seeds.values()) else ""), fontsize=9)
+    ax.legend(ncol=1, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8)
+    mean_drop = wide.groupby("model")["drop"].mean().reindex(models)
+    fig.finding = (f"Relative ACC drop under the paper's attack: largest for {mean_drop.idxmax()} "
+                   f"({mean_drop.max():.2f} averaged over datasets), smallest for {mean_drop.idxmin()} "
+                   f"({mean_drop.min():.2f})" + ("; black diamonds mark the paper's drops" if paper_drawn else ""))
     return fig
 
 
@@ -370,33 +405,44 @@ def eps_points(tidy: pd.DataFrame, datasets, protocol: str = "paper") -> pd.Data
 
 def eps_curve(tidy, datasets, train_eps: float | None = None):
     """Post-attack ACC against the budget eps (eps 0 = clean), one line and marker per model; with
-    several seeds a band of one std over them. `train_eps` marks the defenses' PGD training radius."""
-    import seaborn as sns
-
+    several seeds a band of one std over them. A line joins two budgets only when the model ran every
+    budget of the sweep between them: a budget it skipped breaks its line, so no line crosses an eps
+    that was never run. `train_eps` marks the defenses' PGD training radius."""
     points = eps_points(tidy, datasets)
     if points.empty:
         return None
     datasets = [d for d in datasets if d in set(points["dataset"])]
-    fig, axes = plt.subplots(1, len(datasets), figsize=(max(8.0, 6.2 * len(datasets)), 4.4), squeeze=False,
-                             layout="constrained")
-    for ax, dataset in zip(axes[0], datasets):
+    fig, axes = plt.subplots(len(datasets), 1, figsize=(min(PAGE_WIDTH_IN - 1.5, 7.5), 4.2 * len(datasets)),
+                             squeeze=False, layout="constrained")
+    findings = []
+    for ax, dataset in zip(axes[:, 0], datasets):
         part = points[points["dataset"] == dataset]
         models = _ordered(part["model"].unique(), MODEL_ORDER)
+        budgets = sorted(part["eps"].unique())
+        stats = part.groupby(["model", "eps"])["acc"].agg(["mean", "std", "count"])
         several = part.groupby("model")["seed"].nunique().max() > 1
-        sns.lineplot(part, x="eps", y="acc", hue="model", style="model", hue_order=models, style_order=models,
-                     palette={m: model_style(m)["color"] for m in models},
-                     markers={m: model_style(m)["marker"] for m in models}, dashes=False, markersize=7,
-                     errorbar="sd" if several else None, ax=ax)
+        for model in models:
+            line = stats.loc[model].reindex(budgets)  # NaN at a budget the model skipped: the line breaks there
+            style_ = model_style(model)
+            ax.plot(budgets, line["mean"], color=style_["color"], marker=style_["marker"], markersize=6, label=model)
+            if several:
+                ax.fill_between(budgets, line["mean"] - line["std"].fillna(0), line["mean"] + line["std"].fillna(0),
+                                color=style_["color"], alpha=0.15, lw=0)
         if train_eps is not None:
             ax.axvline(train_eps, color="black", ls="--", lw=1)
             ax.annotate(f"defense training radius {train_eps:g}", (train_eps, 1.0), xytext=(4, -4),
                         textcoords="offset points", fontsize=8, va="top")
         ax.set_ylabel("ACC under attack"), ax.set_xlabel("L-infinity budget eps (0 = clean)")
+        ax.set_xticks(budgets)
         ax.set_ylim(0, 1.05)
         seeds = sorted(part["seed"].unique())
         ax.set_title(run_title("ACC against the attack budget", dataset, seeds, "paper", None)
                      + (" | bands: std over seeds" if several else " | one seed: no band"))
         ax.legend(title="model", loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+        top = stats.xs(budgets[-1], level="eps")["mean"]
+        findings.append(f"{dataset}: at eps {budgets[-1]:g}, ACC from {top.min():.2f} ({top.idxmin()}) to "
+                        f"{top.max():.2f} ({top.idxmax()})")
+    fig.finding = "ACC against the attack budget; " + "; ".join(findings)
     return fig
 
 
@@ -453,26 +499,33 @@ def tsne_clean_vs_attacked(model, perturber, views, labels, n: int = 1000, seed:
 
 def transfer_heatmap(table: pd.DataFrame):
     """ACC each target (columns) loses, clean minus attacked, under the generators of each surrogate
-    (rows), one panel per (dataset, protocol), from `tables.transfer_grid`; the diagonal is the
-    white-box attack. None when there is nothing to draw."""
+    (rows), one panel per (dataset, protocol) stacked top to bottom so the figure keeps the page's width
+    and its numbers stay legible, from `tables.transfer_grid`; the diagonal is the white-box attack. The
+    colour scale runs over the values drawn (0 to their maximum, or from their minimum when some target
+    gained ACC), so the cells use the whole scale. None when there is nothing to draw."""
 
     if table is None or table.empty:
         return None
     panels = sorted(set(zip(table["dataset"], table["protocol"])),
                     key=lambda p: (_ordered(table["dataset"].unique(), DATASET_ORDER).index(p[0]), p[1]))
     size = max(table.groupby("dataset")["target"].nunique())
-    fig, axes = plt.subplots(1, len(panels), figsize=(max(6.5, (1.6 + 0.75 * size) * len(panels)), 1.8 + 0.7 * size),
-                             squeeze=False, layout="constrained")
+    values = table["drop"].to_numpy(dtype=float)
+    vmin, vmax = min(0.0, float(np.nanmin(values))), max(float(np.nanmax(values)), 0.01)
+    step = 0.01 if vmax <= 0.2 else 0.05  # the top of the scale: the next round number above the largest drop
+    vmax = float(np.ceil(vmax / step - 1e-9) * step)
+    side = min(PAGE_WIDTH_IN - 2.0, 2.2 + 0.62 * size)
+    fig, axes = plt.subplots(len(panels), 1, figsize=(side + 1.2, (side - 0.4) * len(panels)), squeeze=False,
+                             layout="constrained")
     shown = None
-    for ax, (dataset, protocol) in zip(axes[0], panels):
+    for ax, (dataset, protocol) in zip(axes[:, 0], panels):
         part = table[(table["dataset"] == dataset) & (table["protocol"] == protocol)]
         order = _ordered(part["surrogate"].unique(), MODEL_ORDER)
         grid = part.pivot(index="surrogate", columns="target", values="drop").reindex(index=order, columns=order)
-        shown = ax.imshow(grid.to_numpy(), cmap=SEQUENTIAL, vmin=0, vmax=1)
+        shown = ax.imshow(grid.to_numpy(), cmap=SEQUENTIAL, vmin=vmin, vmax=vmax)
         for (r, c), v in np.ndenumerate(grid.to_numpy()):
             if np.isfinite(v):
-                ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=10,
-                        color="white" if v < 0.55 else "black")
+                ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=9,
+                        color="white" if (v - vmin) / (vmax - vmin) < 0.55 else "black")
         ax.set_xticks(range(len(order)), order, rotation=35, ha="right")
         ax.set_yticks(range(len(order)), order)
         ax.grid(False)
@@ -480,7 +533,12 @@ def transfer_heatmap(table: pd.DataFrame):
         ax.set_ylabel("surrogate (generator trained against)")
         ax.set_title(run_title("ACC lost under transfer", dataset, None, protocol)
                      + f" | {int(part['seeds'].min())} paired seed(s)")
-    fig.colorbar(shown, ax=axes.ravel().tolist(), shrink=0.8, label="ACC drop (clean - attacked)")
+    fig.colorbar(shown, ax=axes.ravel().tolist(), shrink=0.6, label="ACC drop (clean - attacked)")
+    off = table[table["surrogate"] != table["target"]]
+    best = off.loc[off["drop"].idxmax()] if len(off) else table.loc[table["drop"].idxmax()]
+    fig.finding = (f"Transfer heat map: drops from {np.nanmin(values):.2f} to {np.nanmax(values):.2f}; the largest "
+                   f"off the diagonal is {best['drop']:.2f}, {best['surrogate']}'s generators on {best['target']} "
+                   f"({best['dataset']})")
     return fig
 
 

@@ -23,8 +23,9 @@ from pathlib import Path
 import pandas as pd
 
 from robustmvc import __version__, registry, variants
+from robustmvc import claims as claims_mod, tables
 from robustmvc.files import atomic_path, check_folder, read_json, write_json
-from robustmvc.lineage import git_state, shown as shown_path
+from robustmvc.lineage import PACKAGE_ROOT, changed_files, changes_text as lineage_changes, git_state, shown as shown_path
 from robustmvc.pages import RUNTIME_CLASS
 from robustmvc.tables import DATASET_ORDER, MODEL_ORDER
 
@@ -78,7 +79,7 @@ def ship_data(results: Path, reports: Path, configs: list[str]) -> dict[str, str
         if Path(c).is_file():
             (data / "config").mkdir(parents=True, exist_ok=True)
             shutil.copyfile(c, data / "config" / Path(c).name)
-            shipped[c] = f"data/config/{Path(c).name}"
+            shipped[shown_path(c)] = f"data/config/{Path(c).name}"
     return shipped
 
 
@@ -133,15 +134,20 @@ def run_json(page: Path, reports: Path) -> str | None:
     return None
 
 
-def provenance_header(page: Path, reports: Path, results: Path, commit: tuple[str, bool],
+def changes_text(dirty: bool | None, changed: list[str] | None) -> str:
+    """What a dirty flag says on a page: the files that differed from the commit, when they were recorded."""
+    return f" (with {lineage_changes(changed)})" if dirty else ""
+
+
+def provenance_header(page: Path, reports: Path, results: Path, commit: tuple[str, bool, list[str]],
                       shipped: dict[str, str], runtime: dict | None, date: str) -> str:
     """The header of one notebook page: a link back to the index, the date, the commit the notebook ran
-    at and the one the reports were built at (each with a dirty flag), config files (linked), device,
+    at and the one the reports were built at (each with the files that differed from it), config files (linked), device,
     threads, precision and the job's compute time."""
     stage, name = page.parent.name, page.stem
     up = "../" * len(page.parent.relative_to(reports).parts)
     bench = benchmark_of(results, stage, name)
-    sha, dirty = commit
+    sha, dirty, changed = commit
     runtime = runtime or {}
     configs = ", ".join(f"<a href='{up}{html.escape(path)}'>{html.escape(c)}</a>" for c, path in shipped.items()
                         if path.startswith("data/config/")) or "not recorded"
@@ -152,9 +158,9 @@ def provenance_header(page: Path, reports: Path, results: Path, commit: tuple[st
     data = " &middot; ".join(f"<a href='{up}{html.escape(path)}'>{html.escape(what)}</a>" for what, path in links.items())
     items = {
         "date": html.escape(date),
-        "run at commit": (html.escape(runtime["commit"]) + (" (with uncommitted changes)" if runtime.get("dirty") else "")
+        "run at commit": (html.escape(runtime["commit"] + changes_text(runtime.get("dirty"), runtime.get("changed")))
                           if runtime.get("commit") else "not recorded"),
-        "reports built at": html.escape(sha) + (" (with uncommitted changes)" if dirty else ""),
+        "reports built at": html.escape(sha + changes_text(dirty, changed)),
         "config": configs,
         "device": html.escape(str(runtime.get("device", "not recorded"))),
         "machine": html.escape(str(runtime.get("machine", "not recorded"))),
@@ -262,7 +268,8 @@ def lift_runtime(soup) -> dict | None:
     return record
 
 
-def finish_page(page: Path, reports: Path, results: Path, commit: tuple[str, bool], shipped: dict[str, str]) -> set[str]:
+def finish_page(page: Path, reports: Path, results: Path, commit: tuple[str, bool, list[str]],
+                shipped: dict[str, str]) -> set[str]:
     """Header, shared CSS, figure files and folded figures for one rendered notebook page; running it
     again on a finished page only refreshes the header (the runtime record moves into the header's data).
     Returns the names of the figure files the page shows."""
@@ -405,15 +412,22 @@ def scorecard_section(results: Path) -> str:
                 if c is None:
                     tds.append("<td class='muted'>&ndash;</td>")
                     continue
+                why = claims_mod.why_text(c)
                 tds.append(f"<td style='background:{VERDICT_COLOURS[c['verdict']]};text-align:left'>"
                            f"<a href='{html.escape(card['evidence'])}'><b>{c['verdict']}</b></a>"
-                           f"<br><small>{html.escape(c['numbers'])}</small></td>")
+                           + (f" <i>({html.escape(why)})</i>" if why else "")
+                           + f"<br><small>{html.escape(c['numbers'])}</small></td>")
         label = html.escape(text + (f" ({model})" if model else ""))
         body.append(f"<tr><td>{label}</td>{''.join(tds)}</tr>")
     omitted = "".join(f"<li><b>{html.escape(d)}</b>: {html.escape(why)}</li>" for d, why in card["left_out"].items())
     return (f"<h2>Scorecard: does the paper reproduce?</h2>{_scale_line(card['scale'], seconds)}"
-            f"<table id='scorecard'>{head}{''.join(body)}</table>"
-            f"<p class='muted'>{card['rule']} Each verdict links to its evidence on the evaluation page.</p>"
+            f"{claims_mod.bottom_line(claims, card['evidence'])}"
+            + (f"<p class='rule-at-seeds'>{card['rule_at_seeds']}</p>" if card.get("rule_at_seeds") else "")
+            + f"<table id='scorecard'>{head}{''.join(body)}</table>"
+            f"<p class='muted'>{card['rule']} An inconclusive verdict says why: <i>too few seeds</i> (fewer paired "
+            f"seeds than the rule needs) or <i>seed noise</i> (the seeds disagree), and the fewest seeds that could "
+            f"decide it if the seeds' mean and spread held. Each verdict links to its evidence on the evaluation "
+            f"page.</p>"
             + (f"<p>Left out:</p><ul>{omitted}</ul>" if omitted else ""))
 
 
@@ -520,25 +534,73 @@ def claim_counts(results: Path) -> dict[str, int]:
     return counts
 
 
-def scale_summary(results: Path, reports: Path, when: str, commit: tuple[str, bool]) -> dict:
+def scale_summary(results: Path, reports: Path, when: str, commit: tuple[str, bool, list[str]]) -> dict:
     """What ran at this scale, for the landing page's line about it (also written as summary.json): the
-    runs of the evaluation's tidy table (`metrics/all.csv`) and the devices of the scorecard's scale."""
+    runs of the evaluation's tidy table (`metrics/all.csv`), the devices and machines of the scorecard's
+    scale, and the files that differed from the commit the reports were built at."""
     tidy = results / "metrics" / "all.csv"
     clean = pd.read_csv(tidy).query("attack == 'none'") if tidy.is_file() else pd.DataFrame(
         columns=["dataset", "model", "seed"])
     card = results / "metrics" / "scorecard.json"
-    devices = read_json(card)["scale"].get("device", []) if card.is_file() else []
-    return {"scale": reports.name, "date": when, "commit": commit[0], "dirty": commit[1],
+    scale = read_json(card)["scale"] if card.is_file() else {}
+    return {"scale": reports.name, "date": when, "commit": commit[0], "dirty": commit[1], "changed": commit[2],
             "datasets": sorted(set(clean["dataset"])), "models": sorted(set(clean["model"])),
-            "seeds": sorted({int(s) for s in clean["seed"]}), "devices": devices,
+            "seeds": sorted({int(s) for s in clean["seed"]}), "devices": scale.get("device", []),
+            "machines": sorted({m["machine"] for m in scale.get("machines", [])}),
             "claims": claim_counts(results)}
+
+
+def unroot(text: str, roots) -> str:
+    """`text` with each absolute form of the folders `roots` replaced by the path an output may show
+    (`lineage.shown`: relative to the working folder, else the folder's name), so no page or shipped file
+    names a folder of the machine that built it."""
+    for root in roots:
+        root = Path(root)
+        for form in sorted({str(root.absolute()), str(root.resolve())}, key=len, reverse=True):
+            text = text.replace(form, shown_path(root))
+    return text
+
+
+def _unroot_json(value, roots):
+    if isinstance(value, str):
+        return unroot(value, roots)
+    if isinstance(value, list):
+        return [_unroot_json(v, roots) for v in value]
+    if isinstance(value, dict):
+        return {k: _unroot_json(v, roots) for k, v in value.items()}
+    return value
+
+
+def unroot_folder(reports: str | Path, roots) -> int:
+    """Rewrite every page, shipped JSON, CSV and config file of a report folder with `unroot` (a JSON file
+    value by value, so escaped characters in a path still match); returns how many files changed. The
+    report step runs it over what it wrote; it also cleans a folder built before it did."""
+    changed = 0
+    for f in sorted(Path(reports).rglob("*")):
+        if not f.is_file() or f.suffix not in (".html", ".json", ".csv", ".yaml", ".yml"):
+            continue
+        text = f.read_text()
+        if f.suffix == ".json":
+            value = json.loads(text)
+            new = _unroot_json(value, roots)
+            if new == value:
+                continue
+            write_json(f, new)
+        else:
+            new = unroot(text, roots)
+            if new == text:
+                continue
+            _write(f, new)
+        changed += 1
+    return changed
 
 
 def write_index(results: str | Path, reports: str | Path, configs: list[str], landing: str | Path | None = None) -> Path:
     """The scale's index, after finishing every notebook page under `reports` (header, back link,
     shared CSS, figure files, folded figures) and shipping the data they link; with `landing` (the
     `index.html` of the folder above `reports`), the landing page too. Nothing is written outside
-    `reports` and `landing`. Figure files no page shows any more (a page rendered again) are removed.
+    `reports` and `landing`, and nothing written names the results or reports folder by its absolute
+    path (`unroot_folder`). Figure files no page shows any more (a page rendered again) are removed.
     A results folder without metrics, an empty or root folder and a landing elsewhere are refused
     before anything is written."""
     results, reports = check_folder(results, "--results", "results/demo"), check_folder(reports, "--reports", "reports/demo")
@@ -553,7 +615,7 @@ def write_index(results: str | Path, reports: str | Path, configs: list[str], la
                          f"pass {reports.parent / 'index.html'}")
     reports.mkdir(parents=True, exist_ok=True)
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    commit = git_state()
+    commit = (*git_state(), changed_files())
     shipped = ship_data(results, reports, configs)
     shown = set()
     for page in sorted(reports.glob("*/*.html")):
@@ -564,12 +626,13 @@ def write_index(results: str | Path, reports: str | Path, configs: list[str], la
     summary = scale_summary(results, reports, now, commit)
     write_json(reports / "summary.json", summary)
     links = " &middot; ".join(f"<a href='{html.escape(path)}'>{html.escape(what)}</a>" for what, path in shipped.items())
-    config_text = "".join(f"<h3>{html.escape(c)}</h3><pre>{html.escape(Path(c).read_text())}</pre>"
+    config_text = "".join(f"<h3>{html.escape(shown_path(c))}</h3><pre>{html.escape(Path(c).read_text())}</pre>"
                           for c in configs if Path(c).is_file())
     body = (f"<p><a href='../index.html'>&larr; all scales</a></p>"
             f"<header class='provenance'><p class='muted'>Built {now} &middot; robustmvc {__version__} &middot; "
-            f"commit {html.escape(commit[0])}{' (built with uncommitted changes)' if commit[1] else ''} &middot; "
+            f"commit {html.escape(commit[0] + changes_text(commit[1], commit[2]))} &middot; "
             f"device {html.escape(', '.join(summary['devices']) or 'not recorded')} &middot; "
+            f"machine {html.escape(', '.join(summary['machines']) or 'not recorded')} &middot; "
             f"results in <code>{html.escape(shown_path(results))}</code></p>"
             f"<p class='muted'>Data beside the pages: {links or 'none yet'}</p></header>"
             f"{scorecard_section(results)}"
@@ -579,38 +642,80 @@ def write_index(results: str | Path, reports: str | Path, configs: list[str], la
             f"<h2>Configuration</h2>{config_text}")
     index = reports / "index.html"
     _write(index, _page(f"robustmvc: {reports.name}", body))
+    unroot_folder(reports, [results, reports])
     if landing is not None:
         write_landing(reports.parent)
     return index
 
 
 def landing_line(summary: dict) -> str:
-    """One line per scale: what ran and how the paper's claims fared, linking into the scale."""
+    """One line per scale: what ran, where, and how the paper's claims fared, linking into the scale."""
     c = summary.get("claims", {})
+    machines = summary.get("machines") or []
     what = (f"datasets {', '.join(summary.get('datasets', []))}; {len(summary.get('models', []))} models; "
             f"seeds {', '.join(map(str, summary.get('seeds', [])))}; "
-            f"device {', '.join(summary.get('devices', [])) or 'not recorded'}; built {summary.get('date', '')}")
-    claims = (f"verdicts: {c.get('holding', 0)} holding, {c.get('failing', 0)} failing, "
-              f"{c.get('inconclusive', 0)} inconclusive, {c.get('not informative', 0)} not informative")
+            f"device {', '.join(summary.get('devices', [])) or 'not recorded'}; "
+            f"machine {', '.join(machines) if machines else 'not recorded (built before machines were recorded)'}; "
+            f"built {summary.get('date', '')}")
+    claims_ = (f"verdicts: {c.get('holding', 0)} holding, {c.get('failing', 0)} failing, "
+               f"{c.get('inconclusive', 0)} inconclusive, {c.get('not informative', 0)} not informative")
     scale = summary["scale"]
-    return (f"<li><a href='{html.escape(scale)}/index.html'><b>{html.escape(scale)}</b></a>: {html.escape(what)} "
-            f"&middot; <a href='{html.escape(scale)}/06_evaluate/evaluate.html'>{html.escape(claims)}</a></li>")
+    return (f"<a href='{html.escape(scale)}/index.html'><b>{html.escape(scale)}</b></a>: {html.escape(what)} "
+            f"&middot; <a href='{html.escape(scale)}/index.html#scorecard'>{html.escape(claims_)}</a>")
+
+
+def scale_verdicts(scale: Path) -> tuple[list[dict], str]:
+    """(the verdicts of a built scale with their reasons, a note) for its bottom line: `claims.check` on the
+    tidy table the scale ships (`data/all.csv`), so a scale built before reasons were recorded gets them
+    too. Where they differ from the scale's own scorecard (`data/metrics/scorecard.json`: made by another
+    version of the claims' rules), the scorecard's verdicts stand, without reasons, and the note says so:
+    the landing page never states other verdicts than the scale's pages."""
+    tidy, card = scale / "data" / "all.csv", scale / "data" / "metrics" / "scorecard.json"
+    if not (tidy.is_file() and card.is_file()):
+        return [], ""
+    verdicts = claims_mod.scorecard(claims_mod.check(pd.read_csv(tidy)), {}, {})["claims"]
+    recorded = read_json(card)["claims"]
+    ours = {(c["claim"], c["dataset"], c["protocol"], c["model"]): c["verdict"] for c in verdicts}
+    theirs = {(c["claim"], c["dataset"], c["protocol"], c["model"]): c["verdict"] for c in recorded}
+    if ours != theirs:
+        return recorded, (f"{scale.name}'s scorecard was made by another version of the claims' rules: its verdicts "
+                          f"are shown as it gave them; rebuild that scale's reports for the reasons of each")
+    return verdicts, ""
+
+
+PAPER_TABLE = PACKAGE_ROOT / "config" / "paper_table1.yaml"  # the paper's numbers (the evaluate rule's paper_table)
+
+
+def table1_paragraph(scale: Path) -> str:
+    """The main differences from the paper's Table 1 (`tables.table1_findings`) on the tidy table a scale
+    ships, linking to the table; '' without it."""
+    tidy = scale / "data" / "all.csv"
+    if not (tidy.is_file() and PAPER_TABLE.is_file()):
+        return ""
+    text = tables.table1_findings(tables.table1(pd.read_csv(tidy), tables.load_paper(PAPER_TABLE)), tables.TOLERANCE)
+    link = f" <a href='{html.escape(scale.name)}/06_evaluate/evaluate.html#table1'>Table 1 beside the paper's</a>."
+    return text.replace("</p>", link + "</p>", 1) if text else ""
 
 
 def write_landing(root: str | Path) -> Path:
-    """`reports/index.html`: per scale whose index exists, one line of what ran and the claims' counts
-    (from its summary.json; a bare link for a scale built before summaries were written)."""
+    """`reports/index.html`: per scale whose index exists, one line of what ran and the verdicts' counts
+    (from its summary.json), then its bottom line in words (`claims.bottom_line` on `scale_verdicts`) and
+    its main differences from the paper's Table 1, linking to the evidence; a bare link for a scale built before summaries were written."""
     root = Path(root)
     items = []
     for index in sorted(root.glob("*/index.html")):
-        summary_file = index.parent / "summary.json"
-        if summary_file.is_file():
-            items.append(landing_line(read_json(summary_file)))
-        else:
-            name = index.parent.name
-            items.append(f"<li><a href='{html.escape(name)}/index.html'>{html.escape(name)}</a></li>")
-    body = ("<p>Reports of the AR-DMVC reproduction, one set per scale of the experiment: what ran, and how "
-            "many of the paper's claims hold on its numbers.</p>"
+        scale = index.parent
+        summary_file = scale / "summary.json"
+        if not summary_file.is_file():
+            items.append(f"<li><a href='{html.escape(scale.name)}/index.html'>{html.escape(scale.name)}</a></li>")
+            continue
+        verdicts, note = scale_verdicts(scale)
+        bottom = claims_mod.bottom_line(verdicts, f"{scale.name}/{claims_mod.EVIDENCE}") if verdicts else ""
+        bottom = (f"<p class='muted'>{html.escape(note)}.</p>" if note else "") + bottom
+        items.append(f"<li>{landing_line(read_json(summary_file))}{bottom}{table1_paragraph(scale)}</li>")
+    body = ("<p>Reports of the AR-DMVC reproduction, one set per scale of the experiment: what ran, where, how "
+            "many of the paper's claims hold on its numbers, and the bottom line in words. A claim is decided "
+            "from per-seed paired values; undecided claims say whether they lack seeds or their seeds disagree.</p>"
             f"<ul>{''.join(items)}</ul>" if items else "<p class='muted'>No reports built yet.</p>")
     landing = root / "index.html"
     _write(landing, _page("robustmvc reports", body))

@@ -269,35 +269,95 @@ def table1(tidy: pd.DataFrame, paper: pd.DataFrame, attack: str = "gan-both") ->
 PROTOCOL_ORDER = ["paper", "strict"]
 
 
-# Table 1 shading: a diverging, colour-blind-safe scale (PuOr) signed by ours - paper; cut points on |diff|
-SHADES = {"worse": ["#fee0b6", "#fdb863", "#e08214"], "better": ["#d8daeb", "#b2abd2", "#8073ac"]}
+# Table 1 shading says what a difference from the paper means, which depends on the row: before the attack,
+# ours above the paper's is a higher clean accuracy (purple) and below a lower one (orange); after the attack,
+# ours above the paper's means the attack took less accuracy than published, a weaker attack (brown), and
+# below a stronger one (teal). Both are diverging, colour-blind-safe scales (PuOr, BrBG); cut points on |diff|.
+SHADES = {"higher": ["#d8daeb", "#b2abd2", "#8073ac"], "lower": ["#fee0b6", "#fdb863", "#e08214"],
+          "weaker": ["#f6e8c3", "#dfc27d", "#a6611a"], "stronger": ["#c7eae5", "#80cdc1", "#018571"]}
+SHADE_WORDS = {"higher": "clean accuracy higher than published", "lower": "clean accuracy lower than published",
+               "weaker": "after the attack higher than published: the attack was weaker here",
+               "stronger": "after the attack lower than published: the attack was stronger here"}
 SHADE_CUTS = (0.15, 0.30)  # above the tolerance: up to 0.15, up to 0.30, beyond
+TOLERANCE = 0.05  # Table 1: a difference from the paper within this is not shaded (notebook 06's `tolerance`)
+CHANCE_MARGIN = 0.05  # "at chance": mean ACC at most 1/K + this (claims.FLOOR_MARGIN)
+NO_PAPER_STRICT = "no paper value: the paper reports its own protocol only"
 
 
-def shade(diff: float, tolerance: float) -> str:
-    """CSS class of a Table 1 cell: `near` within the tolerance, else `better1..3` / `worse1..3` by how
-    far our value lies above / below the paper's."""
+def shade(diff: float, tolerance: float, phase: str = "pre") -> str:
+    """CSS class of a Table 1 cell: `near` within the tolerance, else by what ours - paper means on its row
+    (`SHADE_WORDS`: `higher`/`lower` before the attack, `weaker`/`stronger` attack after it) and 1..3 by how
+    far."""
     if np.isnan(diff) or abs(diff) <= tolerance:
         return "near"
     level = 1 + sum(abs(diff) > c for c in SHADE_CUTS)
-    return f"{'better' if diff > 0 else 'worse'}{level}"
+    if phase == "post":
+        return f"{'weaker' if diff > 0 else 'stronger'}{level}"
+    return f"{'higher' if diff > 0 else 'lower'}{level}"
 
 
 def _shade_legend(tolerance: float) -> str:
     bounds = [f"{tolerance:.2f}&ndash;{SHADE_CUTS[0]:.2f}", f"{SHADE_CUTS[0]:.2f}&ndash;{SHADE_CUTS[1]:.2f}",
               f"&gt; {SHADE_CUTS[1]:.2f}"]
-    worse = [f"<span class='sw worse{i}'>lower by {b}</span>" for i, b in reversed(list(enumerate(bounds, 1)))]
-    better = [f"<span class='sw better{i}'>higher by {b}</span>" for i, b in enumerate(bounds, 1)]
-    return ("<p class='legend'>" + "".join(worse) + f"<span class='sw near'>within &plusmn;{tolerance:.2f}</span>"
-            + "".join(better) + "</p>")
+    lines = []
+    for down, up, row in (("lower", "higher", "before the attack (pre)"), ("stronger", "weaker", "after the attack (post)")):
+        swatches = ([f"<span class='sw {down}{i}'>by {b}</span>" for i, b in reversed(list(enumerate(bounds, 1)))]
+                    + [f"<span class='sw near'>within &plusmn;{tolerance:.2f}</span>"]
+                    + [f"<span class='sw {up}{i}'>by {b}</span>" for i, b in enumerate(bounds, 1)])
+        lines.append(f"<p class='legend'><b>{row}</b>: {SHADE_WORDS[down]} &larr; {''.join(swatches)} &rarr; "
+                     f"{SHADE_WORDS[up]}</p>")
+    return "".join(lines)
+
+
+def _chance(dataset: str) -> float:
+    return 1 / N_CLUSTERS.get(dataset, 10)
+
+
+def table1_findings(t1: pd.DataFrame, tolerance: float = TOLERANCE) -> str:
+    """The main differences from the paper in one paragraph of HTML, from Table 1's ACC cells: how many
+    post-attack cells show a weaker or a stronger attack than published (and the largest gap), how many
+    clean cells are higher or lower, and the models the strict protocol leaves at chance while the paper's
+    protocol does not."""
+    acc = t1[t1["metric"] == "acc"]
+    if acc.empty:
+        return ""
+    sentences = []
+    paper = acc[(acc["protocol"] == "paper") & acc["paper"].notna()]
+    for phase, (up, down), what in (("post", ("weaker", "stronger"), "After the attack"),
+                                    ("pre", ("higher", "lower"), "Before the attack")):
+        rows = paper[paper["phase"] == phase]
+        if rows.empty:
+            continue
+        above, below = rows[rows["diff"] > tolerance], rows[rows["diff"] < -tolerance]
+        near = len(rows) - len(above) - len(below)
+        big = rows.loc[rows["diff"].abs().idxmax()]
+        sentences.append(
+            f"{what}, {len(above)} of {len(rows)} ACC cells with a paper value lie above the paper's by more than "
+            f"{tolerance:.2f} ({SHADE_WORDS[up]}), {len(below)} below ({SHADE_WORDS[down]}) and {near} within it; the "
+            f"largest gap is {html.escape(big['model'])} on {html.escape(big['dataset'])}, {big['mean']:.2f} against the "
+            f"paper's {big['paper']:.2f}.")
+    post = acc[acc["phase"] == "post"].set_index(["model", "dataset", "protocol"])["mean"]
+    fallen = []
+    for (model, dataset, protocol), value in post.items():
+        if protocol != "strict" or value > _chance(dataset) + CHANCE_MARGIN:
+            continue
+        other = post.get((model, dataset, "paper"))
+        if other is not None and other > _chance(dataset) + CHANCE_MARGIN:
+            fallen.append(f"{html.escape(model)} on {html.escape(dataset)} ({value:.2f} strict, {other:.2f} paper "
+                          f"protocol, chance {_chance(dataset):.2f})")
+    if fallen:
+        sentences.append("Under the strict protocol (running BatchNorm statistics, generators scored on samples "
+                         "they were not fitted on) the attack leaves these models at chance, where the paper's protocol "
+                         f"does not: {'; '.join(fallen)}.")
+    return f"<p class='findings'><b>Main differences.</b> {' '.join(sentences)}</p>" if sentences else ""
 
 
 def table1_html(t1: pd.DataFrame, tolerance: float, scale: str) -> str:
     """Models as rows, datasets x metrics as columns; per model a pre and a post row under each protocol.
     Each cell shows ours (mean +- std over seeds) and every seed's value in small print; under the paper
-    protocol also the paper's value and the difference, shaded on a diverging scale by how far ours lies
-    above (purple) or below (orange) the paper's; a missing paper value says whether it is not reported
-    (n/r) or illegible in the source (ill.)."""
+    protocol also the paper's value and the difference, shaded by what the difference means (`shade`); a
+    missing paper value says whether it is not reported or illegible in the paper, and the strict rows say
+    why they have none. The paragraph of `table1_findings` comes first."""
     if t1.empty:
         return "<p>No attack results to tabulate yet.</p>"
     datasets = in_order(t1["dataset"].unique(), DATASET_ORDER)
@@ -308,8 +368,7 @@ def table1_html(t1: pd.DataFrame, tolerance: float, scale: str) -> str:
         f"<th colspan='3'>{html.escape(d)}</th>" for d in datasets) + "</tr><tr>" + "".join(
         f"<th>{m.upper()}</th>" for _ in datasets for m in METRICS) + "</tr>"
     cell = {(r.model, r.dataset, r.protocol, r.phase, r.metric): r for r in t1.itertuples()}
-    marks = {NOT_REPORTED: "<abbr title='not reported in the paper'>n/r</abbr>",
-             ILLEGIBLE: "<abbr title='illegible in the source of the paper'>ill.</abbr>"}
+    marks = {NOT_REPORTED: "not reported in the paper", ILLEGIBLE: "illegible in the paper"}
     body = []
     for model in models:
         shown = [(p, ph) for p, ph in lines if any((model, d, p, ph, "acc") in cell for d in datasets)]
@@ -327,30 +386,34 @@ def table1_html(t1: pd.DataFrame, tolerance: float, scale: str) -> str:
                         tds.append(f"<td>{ours}{seeds}</td>")
                     elif np.isnan(r.paper):
                         note = getattr(r, "paper_note", "") or NOT_REPORTED
-                        tds.append(f"<td class='nopaper'>{ours}{seeds}<br><span class='paper'>paper {marks[note]}"
+                        tds.append(f"<td class='nopaper'>{ours}{seeds}<br><span class='paper'>{marks[note]}"
                                    "</span></td>")
                     else:
-                        tds.append(f"<td class='{shade(r.diff, tolerance)}'>{ours}{seeds}<br><span class='paper'>"
+                        tds.append(f"<td class='{shade(r.diff, tolerance, phase)}'>{ours}{seeds}<br><span class='paper'>"
                                    f"paper {r.paper:.2f} ({round(r.diff, 2) + 0.0:+.2f})</span></td>")
             label = f"<th rowspan='{len(shown)}'>{html.escape(model)}</th>" if i == 0 else ""
-            body.append(f"<tr>{label}<td>{phase} ({html.escape(protocol)})</td>{''.join(tds)}</tr>")
+            why = f"<br><span class='paper'>{NO_PAPER_STRICT}</span>" if protocol != "paper" else ""
+            body.append(f"<tr>{label}<td>{phase} ({html.escape(protocol)}){why}</td>{''.join(tds)}</tr>")
     legend = (f"<p class='legend'>Scale: <b>{html.escape(scale)}</b>. Each cell: ours as mean &plusmn; std over "
               f"seeds (std shown when there are several), every seed's value in small print (in seed order), "
               f"and under the paper protocol the paper's value and our difference (ours &minus; paper). Pre and "
-              f"post come from the same runs. Shading says where ours lies: higher than the paper's (purple: "
-              f"clusters better; after the attack, the attack hurt less than in the paper) or lower (orange). "
-              f"Paper n/r = not reported, ill. = illegible in the paper's source; &ndash; = not run here.</p>")
+              f"post come from the same runs. The shading says what the difference means: before the attack, a "
+              f"clean accuracy higher (purple) or lower (orange) than published; after the attack, an attack weaker "
+              f"(brown: more accuracy left than in the paper) or stronger (teal) than published. The strict rows "
+              f"carry no paper number, since the paper published only its own protocol. &ndash; = not run here.</p>")
     shades = "".join(f".t1 .{k}{i + 1}{{background:{c}}}" for k, cs in SHADES.items() for i, c in enumerate(cs))
+    dark = ",".join(f".t1 .{k}3" for k in SHADES)
     style = ("<style>.t1{border-collapse:collapse;font-size:.85rem}.t1 td,.t1 th{border:1px solid #ccc;"
-             f"padding:.2rem .4rem;text-align:center}}{shades}.t1 .worse3,.t1 .better3{{color:#fff}}"
-             ".t1 .worse3 .paper,.t1 .better3 .paper,.t1 .worse3 .seeds,.t1 .better3 .seeds{color:#f4f4f4}"
+             f"padding:.2rem .4rem;text-align:center}}{shades}{dark}{{color:#fff}}"
+             + ",".join(f".t1 .{k}3 .paper,.t1 .{k}3 .seeds" for k in SHADES) + "{color:#f4f4f4}"
              ".t1 .near{background:#f7f7f7}.t1 .paper{color:#444;font-size:.75rem}"
              ".t1 .seeds{color:#666;font-size:.65rem}.t1 .empty{color:#888}.t1 .nopaper{background:#fff}"
              ".legend .sw{display:inline-block;padding:.1rem .45rem;margin:.1rem .15rem;font-size:.75rem;"
              "border:1px solid #ccc}"
              + "".join(f".legend .{k}{i + 1}{{background:{c}}}" for k, cs in SHADES.items() for i, c in enumerate(cs))
-             + ".legend .worse3,.legend .better3{color:#fff}.legend .near{background:#f7f7f7}</style>")
-    return f"{style}{legend}{_shade_legend(tolerance)}<table class='t1' id='table1'>{head}{''.join(body)}</table>"
+             + ",".join(f".legend .{k}3" for k in SHADES) + "{color:#fff}.legend .near{background:#f7f7f7}</style>")
+    return (f"{style}{table1_findings(t1, tolerance)}{legend}{_shade_legend(tolerance)}"
+            f"<table class='t1' id='table1'>{head}{''.join(body)}</table>")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -384,7 +447,8 @@ def attack_records(results: str | Path, variants=None, runs=None) -> pd.DataFram
                                        "largest_cluster_attacked", "pixels_at_eps"])
 
 
-PROVENANCE = ("machine", "device", "torch", "precision", "threads", "commit", "dirty", "wall_seconds", "cpu_seconds")
+PROVENANCE = ("machine", "device", "torch", "precision", "threads", "commit", "dirty", "changed", "wall_seconds",
+              "cpu_seconds")
 
 
 def run_provenance(results: str | Path, runs=None) -> pd.DataFrame:
@@ -587,6 +651,7 @@ def worst_attack(tidy: pd.DataFrame, transfer: pd.DataFrame | None = None) -> pd
 
 
 N_CLUSTERS = {"noisymnist": 10, "noisyfashion": 10, "patchedmnist": 3, "regdb": 206, "demo": 10, "demo3": 10}
+PAPER_SAMPLES = {"noisymnist": 70_000, "noisyfashion": 70_000, "patchedmnist": 21_770}  # what the paper's runs used
 
 
 # ---------------------------------------------------------------------------------------------
