@@ -246,7 +246,7 @@ def parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("data", help="build datasets").add_subparsers(dest="action", required=True)
     b = d.add_parser("build", help="build one multi-view dataset into an .npz file")
-    b.add_argument("dataset", choices=["noisymnist", "noisyfashion", "patchedmnist", "regdb", "demo", "demo3"])
+    b.add_argument("dataset", choices=data.DATASETS)
     b.add_argument("--out", required=True, help="output .npz (a .json sidecar is written beside it)")
     b.add_argument("--raw-dir", help="directory with the raw IDX files (or the RegDB folder)")
     b.add_argument("--max-samples", type=_at_least(data.MIN_SAMPLES),

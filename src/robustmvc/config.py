@@ -13,7 +13,8 @@ from pathlib import Path
 
 import yaml
 
-from robustmvc import registry
+from robustmvc import registry, variants
+from robustmvc.schema import SCHEMA, stated_defaults
 
 
 
@@ -27,11 +28,10 @@ def deep_merge(base: dict, over: dict) -> dict:
     return out
 
 
-SCHEMA = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
 # the training settings and their defaults, as config/schema.yaml states them (the commands take partial configs)
-DEFAULT_TRAINING = {key: spec["default"]
-                    for key, spec in yaml.safe_load(SCHEMA.read_text())["properties"]["training"]["properties"].items()}
+DEFAULT_TRAINING = stated_defaults("training")
 TRAIN_KEYS = tuple(DEFAULT_TRAINING)
+
 
 # every config list (or mapping) whose entries name models: "a.b" is cfg["a"]["b"]
 MODEL_LISTS = ("models", "seeds_per_model", "attack.pgd", "attack.blackbox_models", "attack.embedding_models",
@@ -99,23 +99,35 @@ def validate(cfg: dict, complete: bool = True, source: str = "the config") -> di
 
 
 def full_schema() -> dict:
-    """config/schema.yaml with `models.<name>` (and its `per_dataset.<dataset>`) closed on that model's own
-    keys: its constructor's keywords (`registry.settings_of`) and the training keys, so a new model states
-    its settings once, in its constructor."""
+    """config/schema.yaml with `models.<name>` (and its `per_dataset.<dataset>`) for each registered model,
+    closed on that model's own keys: its settings ($defs.models.<name>, which tests/test_defaults.py holds
+    to its constructor's keywords), the encoder width and the training keys."""
+    from robustmvc.data import DATASETS  # numpy: only where a config is checked
+
     schema = yaml.safe_load(SCHEMA.read_text())
     models = schema["properties"]["models"]
-    training = {k: {kk: vv for kk, vv in spec.items() if kk != "default"}
-                for k, spec in schema["properties"]["training"]["properties"].items()}
-    datasets = schema["properties"]["datasets"]["propertyNames"]
+    training = _undefaulted(schema["properties"]["training"]["properties"])
+    width = _undefaulted(schema["properties"]["architecture"]["properties"])
+    # the name lists are the code's, each written once: the registry's models, the datasets, the attack variants
+    props = schema["properties"]
+    datasets = props["datasets"]["propertyNames"] = {"enum": list(DATASETS)}
+    props["attack"]["properties"]["objectives"]["items"]["enum"] = list(variants.OBJECTIVES)
+    props["detection"]["properties"]["attacks"]["items"]["pattern"] = f"^({variants.FITTED})$"
+    models["propertyNames"] = {"enum": registry.names()}
     models["properties"] = {}
     for name in registry.names():
-        own = {**{key: {} for key in registry.settings_of(name)}, **training}
+        # the defaults stay out of the config: registry.build fills them in (a config holds what it gives)
+        own = {**width, **_undefaulted(schema["$defs"]["models"][name]), **training}
         per_dataset = {"type": "object", "propertyNames": datasets,
                        "additionalProperties": {"type": ["object", "null"], "additionalProperties": False,
                                                 "properties": own}}
         models["properties"][name] = {"type": ["object", "null"], "additionalProperties": False,
                                       "properties": {**own, "per_dataset": per_dataset}}
     return schema
+
+
+def _undefaulted(specs: dict) -> dict:
+    return {key: {k: v for k, v in spec.items() if k != "default"} for key, spec in specs.items()}
 
 
 def _filling_validator():

@@ -85,52 +85,36 @@ def _classes() -> dict:
             "alrdc": ALRDC}
 
 
-# what a defense's constructor takes that is no setting (build passes them), and the settings `build` takes for it
-_BUILT = {"view_shapes", "n_clusters", "backbone"}
-DEFENSE_SETTINGS = ("backbone", "backbone_settings", "encoder_width")
-
-
 def constructor(name: str):
     """The class model `name` is built from (a defense: the class wrapped around its backbone)."""
     entry(name)
     return _classes()[name]
 
 
-def settings_of(name: str) -> tuple[str, ...]:
-    """The settings model `name` takes: its constructor's keywords (a defense's, plus its backbone's choice,
-    the backbone's settings and the encoder width). The config schema lists these and no others."""
-    import inspect
-
-    params = [p for p in inspect.signature(constructor(name)).parameters if p not in _BUILT]
-    return tuple(params) + (DEFENSE_SETTINGS if MODELS[name].defense else ())
-
-
 def build(name: str, view_shapes, n_clusters: int, **settings):
     """A fresh model `name` for views of `view_shapes` and `n_clusters` clusters; `settings` are its
-    constructor's keywords (a defense's: its own plus `backbone`, `backbone_settings`, `encoder_width`)."""
+    constructor's keywords (a defense's: its own plus `backbone`, `backbone_settings`, `encoder_width`), each
+    left out taking config/schema.yaml's default (`schema.model_defaults`): the constructors have none."""
+    from robustmvc.schema import model_defaults
+
     entry(name)
     cls = _classes()[name]
-    if MODELS[name].defense:
-        backbone_name = settings.pop("backbone", "comvc")
-        backbone_settings = settings.pop("backbone_settings", None) or {}
-        encoder_width = settings.pop("encoder_width", None)  # None: the backbone constructor's (the schema's)
+    settings = {**model_defaults(name), **settings}
     try:
         if not MODELS[name].defense:
             return cls(view_shapes, n_clusters, **settings)
-        if name in ("ardmvc", "ardmvc-am"):
-            # AR-DMVC is AR-DMVC-AM without the mitigator (kl_weight 0)
-            if name == "ardmvc" and settings.get("kl_weight", 0):
-                raise ValueError("ardmvc is AR-DMVC without the mitigator (kl_weight 0); use ardmvc-am for a KL term")
-            settings.setdefault("kl_weight", 0.1 if name == "ardmvc-am" else 0.0)
-            backbone = _backbone(name, backbone_name, view_shapes, n_clusters, encoder_width, backbone_settings)
-            return cls(backbone, **settings)
+        backbone_name, encoder_width = settings.pop("backbone"), settings.pop("encoder_width")
+        backbone_settings = settings.pop("backbone_settings") or {}
+        # AR-DMVC is AR-DMVC-AM without the mitigator (kl_weight 0)
+        if name == "ardmvc" and settings["kl_weight"]:
+            raise ValueError("ardmvc is AR-DMVC without the mitigator (kl_weight 0); use ardmvc-am for a KL term")
         backbone = _backbone(name, backbone_name, view_shapes, n_clusters, encoder_width, backbone_settings)
-        return cls(backbone, view_shapes, **settings)
+        return cls(backbone, **settings) if name in ("ardmvc", "ardmvc-am") else cls(backbone, view_shapes, **settings)
     except TypeError as err:
         raise ValueError(f"bad settings for model {name!r}: {err}") from err
 
 
-def _backbone(defense: str, name: str, view_shapes, n_clusters: int, encoder_width: int | None, settings: dict):
+def _backbone(defense: str, name: str, view_shapes, n_clusters: int, encoder_width: int, settings: dict):
     """The backbone a defense wears: a baseline, trained through its loss (the defense adds terms to
     that loss), and for ALRDC one with a clustering layer on h (the defense aligns its outputs there)."""
     if entry(name).defense:
@@ -142,5 +126,4 @@ def _backbone(defense: str, name: str, view_shapes, n_clusters: int, encoder_wid
         raise ValueError(f"backbone {name!r} steps its own optimisers, so the terms {defense} adds to its loss would "
                          f"never be optimised; use a backbone trained through its loss: "
                          f"{', '.join(names(family='baseline', own_optimisers=False))}")
-    width = {} if encoder_width is None else {"encoder_width": encoder_width}
-    return build(name, view_shapes, n_clusters, **width, **settings)
+    return build(name, view_shapes, n_clusters, **{"encoder_width": encoder_width, **settings})

@@ -22,33 +22,17 @@ from torch import nn
 from robustmvc import protocols
 from robustmvc.attacks import gan
 from robustmvc.loop import run_epochs
+from robustmvc.schema import stated_defaults
 
 GRADIENTS = ("nes", "exact")
 
-# Every knob of the attack. Values tuned on the demo (see tests/test_blackbox.py) where the
-# reference is silent.
+# Every knob of the attack. Their defaults (tuned on the demo, tests/test_blackbox.py, where the reference is
+# silent) are config/schema.yaml's `blackbox` section, read from there; eps, gradient and protocol are per run.
 DEFAULTS: dict = {
     "eps": None,                # L-infinity budget; per dataset (datasets.<name>.eps), required
-    "epochs": 10,               # passes over the fit set
-    "batch_size": 100,          # samples per generator step (full batches only, as gan.fit)
-    "lr": 1.0e-3,               # Adam, generators and discriminators alike
-    "beta": 50.0,               # weight of A; A <= 1 (probabilities), so it must outweigh the other terms
-    "perturb_weight": 0.1,      # weight of sum_v mean_i ||delta_i^v||_2 (up to eps * sqrt(pixels) per view)
-    "gan_weight": 1.0,          # weight of the generator's LSGAN term
     "gradient": "nes",          # nes: dA/dx~ from queries only (black-box); exact: autograd (white-box twin)
-    "nes_samples": 10,          # antithetic direction pairs per estimate: 2 * nes_samples queries per sample per step
-    "nes_sigma": 0.01,          # NES probe radius in pixel units ([0, 1] images); 0.005-0.05 did alike on the demo
-    "nes_tile": 4,              # probe directions constant on tile x tile pixel squares (Ilyas et al. 2019's tiling):
-                                # 49 instead of 784 directions per 28x28 view. The estimate then sums 3x better
-                                # aligned over a batch (cosine with the exact gradient, demo CoMVC, 10 pairs: 0.36
-                                # against 0.12 at tile 1); 1 = per-pixel directions
-    "query_chunk": 1000,        # probes per oracle forward (2 * nes_samples * batch_size in all per step): bounds
-                                # the memory of one forward; under the paper protocol (batch statistics) they are per chunk
-    "residual_blocks": 4,       # residual blocks at the generator bottleneck (AdvGAN-style generator)
-    "init_std": None,           # None: PyTorch's init; the AR-DMVC N(0, 1) init saturates tanh from step one
     "protocol": "paper",        # robustmvc.protocols: the target's BatchNorm mode, and the samples fitted and scored
-    "heldout_fraction": 0.5,    # strict: this share of the eval half fits the generators
-    "seed": 0,
+    **stated_defaults("blackbox"),
 }
 
 

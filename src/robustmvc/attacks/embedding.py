@@ -24,22 +24,13 @@ from robustmvc.loop import run_epochs
 from robustmvc.models.blocks import batched_forward
 from robustmvc.models.losses import kl_term
 from robustmvc.protocols import batchnorm_of, frozen_target
+from robustmvc.schema import stated_defaults
 
+# Every knob of the attack; their defaults (and why) are config/schema.yaml's `embedding_attack` section.
 DEFAULTS: dict = {
-    "bound": 0.5,               # ||delta_i|| <= bound * ||h_i||: the typical margin in h. On the demo data
-                                # (CoMVC, width 8) a sample lies a median 0.51 ||h|| from the bisector between
-                                # its cluster centre and the nearest other one (9% within 0.2): this budget
-                                # reaches about half the samples' bisectors, and whether they then change
-                                # cluster is up to the clustering layer. Smaller budgets barely bite there:
-                                # CoMVC loses 0-3 ACC points at 0.2 and 0.3, 21-35 at 0.5 (two seeds)
-    "epochs": 10,
-    "batch_size": 100,
-    "lr": 1.0e-3,               # Adam
-    "hidden": 128,              # width of the perturber's hidden layer
     "protocol": "paper",        # robustmvc.protocols: paper = h from each batch's statistics, fit and score the same
                                 # samples; strict = h from BatchNorm running statistics, held-out scoring
-    "heldout_fraction": 0.5,    # strict: this share of the eval half fits the perturber, the rest is scored
-    "seed": 0,
+    **stated_defaults("embedding_attack"),
 }
 
 

@@ -27,27 +27,18 @@ from robustmvc.metrics import clustering_scores
 from robustmvc.loop import run_epochs
 from robustmvc.models.blocks import ModelOutput, batched_forward, evaluating
 from robustmvc.protocols import batchnorm_of, check_protocol, frozen_target, predict
+from robustmvc.schema import stated_defaults
+from robustmvc.variants import OBJECTIVES
 
-OBJECTIVES = ("both", "com", "con")
-
-# Every knob of the attack, with the paper's values (its public code where the paper is silent).
+# Every knob of the attack. Their defaults (the paper's values, its public code's where the paper is silent)
+# are config/schema.yaml's `attack` section, read from there; the objective, eps and protocol are per run.
 DEFAULTS: dict = {
     "objective": "both",        # both = L_a-com + L_a-con (the paper's attack); com / con = one term alone
     "eps": None,                # L-infinity budget; per dataset (datasets.<name>.eps), required
-    "epochs": 30,
-    "batch_size": 100,          # also the size of the shuffled batches the paper protocol scores in
-    "lr": 1.0e-3,               # Adam, generators and discriminators alike
-    "lr_late": 1.0e-4,          # ... from epoch `lr_step_epoch` (1-based) on
-    "lr_step_epoch": 20,
-    "beta": 5.0,                # weight of the adversarial (representation-distance) terms
-    "perturb_weight": 1.0,      # weight of sum_v mean_i ||delta_i^v||_2
-    "gan_weight": 1.0,          # weight of the generator's LSGAN term
-    "init_std": 1.0,            # conv weights ~ N(0, init_std) as the reference code does; null = PyTorch's init
     "protocol": "paper",        # paper or strict (robustmvc.protocols): the target's BatchNorm mode and the samples used
-    "heldout_fraction": 0.5,    # strict: this share of the eval half (seeded shuffle) fits the attacker,
-                                # the rest is scored
-    "eval_every": 0,            # > 0: score the attacked ACC/NMI/ARI every this many epochs (history)
-    "seed": 0,
+    **{key: stated_defaults("attack")[key] for key in (
+        "epochs", "batch_size", "lr", "lr_late", "lr_step_epoch", "beta", "perturb_weight", "gan_weight", "init_std",
+        "heldout_fraction", "eval_every", "seed")},
 }
 
 def check_settings(settings: dict) -> dict:

@@ -15,18 +15,15 @@ from torch import nn
 
 from robustmvc.device import precision_of, resolve_precision
 from robustmvc.models.blocks import evaluating, frozen_parameters
+from robustmvc.schema import stated_defaults
 
-# Settings of PGD as an evaluation attack (the run's `settings`); eps is per dataset.
+# Settings of PGD as an evaluation attack (the run's `settings`): eps is per dataset, the protocol per run, the
+# rest with config/schema.yaml's `attack` defaults, read from there.
 DEFAULTS: dict = {
     "eps": None,
-    "pgd_steps": 20,
-    "pgd_step": None,           # null = 2.5 * eps / steps
-    "pgd_objective": "kl",      # kl: KL(p(a|x) || p(a~|x~)) summed over samples; sq: squared distance
-    "random_start": True,
-    "batch_size": 100,
     "protocol": "paper",        # robustmvc.protocols: the target's BatchNorm mode and the samples scored
-    "heldout_fraction": 0.5,    # strict: the share of the eval half left out of scoring (PGD fits nothing)
-    "seed": 0,
+    **{key: stated_defaults("attack")[key] for key in (
+        "pgd_steps", "pgd_step", "pgd_objective", "random_start", "batch_size", "heldout_fraction", "seed")},
 }
 
 # objective(model, clean_views, adversarial_views) -> scalar to maximise

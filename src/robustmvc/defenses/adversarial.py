@@ -35,9 +35,9 @@ def contrastive_objective(pairs: str = "all", tau: float = 0.1):
 
 
 class AdversarialTraining(nn.Module):
-    def __init__(self, backbone: nn.Module, adv_weight: float = 1.0, kl_weight: float = 0.0,
-                 kl_direction: str = "paper", pgd_eps: float = 0.2, pgd_step: float = 0.02, pgd_steps: int = 10,
-                 pgd_pairs: str = "all", pgd_batchnorm: str = "train", tau: float = 0.1, seed: int | None = None):
+    def __init__(self, backbone: nn.Module, *, adv_weight: float, kl_weight: float, kl_direction: str,
+                 pgd_eps: float, pgd_step: float, pgd_steps: int, pgd_pairs: str, pgd_batchnorm: str, tau: float,
+                 seed: int | None):
         """`backbone`: a built baseline trained through its loss (`registry.build` makes and checks it)."""
         super().__init__()
         if not (pgd_eps >= 0 and pgd_step >= 0 and pgd_steps >= 0):  # refused before training, not at its first batch

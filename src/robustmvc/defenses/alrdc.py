@@ -46,8 +46,8 @@ def mutual_information(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
 
 
 class ALRDC(nn.Module):
-    def __init__(self, backbone: nn.Module, view_shapes, mi_weight: float = 0.3, bound: float = 0.2,
-                 perturber_lr: float = 1.0e-3, perturber_hidden: int = 128, seed: int | None = None):
+    def __init__(self, backbone: nn.Module, view_shapes, *, mi_weight: float, bound: float, perturber_lr: float,
+                 perturber_hidden: int, seed: int | None):
         """`backbone`: a built baseline with a clustering layer on h, trained through its loss
         (`registry.build` makes and checks it); `view_shapes` size the perturber to its h.
 

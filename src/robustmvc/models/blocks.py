@@ -71,7 +71,7 @@ class WeightedMean(nn.Module):
 class DDCHead(nn.Module):
     """Linear -> ReLU -> BatchNorm (the hidden layer the DDC kernel uses) -> Linear -> softmax."""
 
-    def __init__(self, in_dim: int, n_clusters: int, hidden: int = 100):
+    def __init__(self, in_dim: int, n_clusters: int, hidden: int):
         super().__init__()
         self.hidden = nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.BatchNorm1d(hidden))
         self.out = nn.Linear(hidden, n_clusters)

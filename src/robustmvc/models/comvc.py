@@ -12,8 +12,8 @@ from robustmvc.models.blocks import DDCHead, ModelOutput, WeightedMean, batched_
 
 
 class CoMVC(nn.Module):
-    def __init__(self, view_shapes, n_clusters: int, encoder_width: int = 64, hidden: int = 100,
-                 contrast_weight: float = 0.1, tau: float = 0.1, rel_sigma: float = 0.15):
+    def __init__(self, view_shapes, n_clusters: int, *, encoder_width: int, hidden: int, contrast_weight: float,
+                 tau: float | None, rel_sigma: float):
         super().__init__()
         self.encoders, dims = encoders(view_shapes, encoder_width)
         if len(set(dims)) != 1:

@@ -41,7 +41,7 @@ class Attention(nn.Module):
     so it is a factorised linear map V*d -> 100 -> 50 -> V; kept so here.
     """
 
-    def __init__(self, in_dim: int, n_views: int, tau: float = 10.0, hidden: tuple[int, ...] = (100, 50)):
+    def __init__(self, in_dim: int, n_views: int, tau: float, hidden: tuple[int, ...] = (100, 50)):
         super().__init__()
         layers: list[nn.Module] = []
         for width in hidden:
@@ -68,10 +68,9 @@ def discriminator(in_dim: int, hidden: tuple[int, ...] = (256, 256, 128)) -> nn.
 
 
 class EAMC(nn.Module):
-    def __init__(self, view_shapes, n_clusters: int, encoder_width: int = 64, hidden: int = 100,
-                 tau: float = 10.0, rel_sigma: float = 0.15, generator_weight: float = 10.0,
-                 attention_weight: float = 1.0, attention_lr: float = 1e-4, discriminator_lr: float = 1e-3,
-                 encoder_betas=(0.95, 0.999), discriminator_betas=(0.5, 0.999)):
+    def __init__(self, view_shapes, n_clusters: int, *, encoder_width: int, hidden: int, tau: float,
+                 rel_sigma: float, generator_weight: float, attention_weight: float, attention_lr: float,
+                 discriminator_lr: float, encoder_betas, discriminator_betas):
         super().__init__()
         if len(view_shapes) < 2:
             raise ValueError("EAMC aligns views adversarially and needs at least 2 views")

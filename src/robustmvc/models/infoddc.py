@@ -44,9 +44,8 @@ def mi_contrast(p: torch.Tensor, q: torch.Tensor, alpha: float = 9.0) -> torch.T
 
 
 class InfoDDC(nn.Module):
-    def __init__(self, view_shapes, n_clusters: int, encoder_width: int = 64, hidden: int = 100,
-                 projection_dim: int | None = None, alpha: float = 9.0, mi_weight: float = 0.1,
-                 rel_sigma: float = 0.15):
+    def __init__(self, view_shapes, n_clusters: int, *, encoder_width: int, hidden: int,
+                 projection_dim: int | None, alpha: float, mi_weight: float, rel_sigma: float):
         super().__init__()
         self.encoders, dims = encoders(view_shapes, encoder_width)
         if projection_dim:

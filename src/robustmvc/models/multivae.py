@@ -43,10 +43,9 @@ def kl_uniform(alpha: torch.Tensor) -> torch.Tensor:
 
 
 class MultiVAE(nn.Module):
-    def __init__(self, view_shapes, n_clusters: int, encoder_width: int = 64, hidden_dim: int = 256,
-                 cont_dim: int = 10, temperature: float = 0.67, beta: float = 30.0, cont_capacity: float = 5.0,
-                 capacity_iterations: int = 25000, kl_per_pixel: bool = True, kmeans_n_init: int = 10,
-                 kmeans_seed: int = 0):
+    def __init__(self, view_shapes, n_clusters: int, *, encoder_width: int, hidden_dim: int, cont_dim: int,
+                 temperature: float, beta: float, cont_capacity: float, capacity_iterations: int,
+                 kl_per_pixel: bool, kmeans_n_init: int, kmeans_seed: int):
         super().__init__()
         self.encoders, dims = encoders(view_shapes, encoder_width)
         self.decoders = decoders(view_shapes, encoder_width)

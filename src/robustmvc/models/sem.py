@@ -49,10 +49,9 @@ def student_t(h: torch.Tensor, centroids: torch.Tensor) -> torch.Tensor:
 
 
 class SEM(nn.Module):
-    def __init__(self, view_shapes, n_clusters: int, encoder_width: int = 64, head_hidden: int = 2000,
-                 feature_dim: int = 512, high_feature_dim: int = 128, tau: float = 1.0,
-                 reconstruction_weight: float = 1.0, reweight_every: int = 7, kmeans_n_init: int = 10,
-                 kmeans_seed: int = 0):
+    def __init__(self, view_shapes, n_clusters: int, *, encoder_width: int, head_hidden: int, feature_dim: int,
+                 high_feature_dim: int, tau: float, reconstruction_weight: float, reweight_every: int,
+                 kmeans_n_init: int, kmeans_seed: int):
         super().__init__()
         if reweight_every < 1:
             raise ValueError(f"reweight_every must be >= 1 epoch, got {reweight_every}")

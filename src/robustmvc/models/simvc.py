@@ -9,7 +9,6 @@ from robustmvc.models.comvc import CoMVC
 
 
 class SiMVC(CoMVC):
-    def __init__(self, view_shapes, n_clusters: int, encoder_width: int = 64, hidden: int = 100,
-                 rel_sigma: float = 0.15):
+    def __init__(self, view_shapes, n_clusters: int, *, encoder_width: int, hidden: int, rel_sigma: float):
         super().__init__(view_shapes, n_clusters, encoder_width=encoder_width, hidden=hidden,
-                         contrast_weight=0.0, rel_sigma=rel_sigma)
+                         contrast_weight=0.0, tau=None, rel_sigma=rel_sigma)
