@@ -150,9 +150,12 @@ def attack_run(dataset, model, variant, protocol, seed):
     }
 
 
-# ---- merged results (robustmvc.results): a job whose results were merged from another machine (or whose
-# checkpoint or data was deleted), recorded with the settings the config gives now, is given no inputs: Snakemake
-# then plans it only if an output the DAG reads is missing, never for its missing checkpoint or data.
+# ---- merged results (robustmvc.results): a job whose results a merge brought from another machine, recorded
+# with the settings the config gives now, and whose checkpoint or data is absent here is given no inputs:
+# Snakemake then plans it only if an output the DAG reads is missing, never for its missing checkpoint or data.
+MERGED = results_mod.merged(R)
+
+
 def unless_kept(kept, inputs):
     """An input function for `unpack`: `inputs(wildcards)`, or none when `kept(**wildcards)`."""
     return lambda w: {} if kept(**dict(w.items())) else inputs(w)
@@ -164,6 +167,7 @@ def train_kept(dataset, model, seed):
         runs.train_hash(model, train_settings(model, dataset), int(seed)),
         made_from=[f"{R}/models/{dataset}/{model}/seed{seed}.pt"],
         delivered=[f"{REPORTS}/02_train/{dataset}-{model}-seed{seed}.html"],
+        brought=MERGED,
     )
 
 
@@ -176,6 +180,7 @@ def attack_kept(dataset, model, variant, protocol, seed):
         train_settings=runs.train_hash(model, train_settings(model, dataset), int(seed)),
         made_from=[f"{R}/models/{dataset}/{model}/seed{seed}.pt"],
         delivered=[run["html"], run["examples"]],
+        brought=MERGED,
     )
 
 

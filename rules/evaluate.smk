@@ -41,7 +41,7 @@ def sensitivity_kept(dataset, lam, gam, kl, seed):
     recorded beside them, so a point merged from a run with other training settings is not retrained)."""
     w = SimpleNamespace(dataset=dataset, lam=lam, gam=gam, kl=kl, seed=seed)
     metrics = f"{R}/sensitivity/{dataset}/lambda{lam}-gamma{gam}-kl{kl}/seed{seed}.json"
-    return results_mod.kept(metrics, runs.attack_hash(sensitivity_settings(w)[1]), [f"{R}/data/{dataset}.npz"])
+    return results_mod.kept(metrics, runs.attack_hash(sensitivity_settings(w)[1]), [f"{R}/data/{dataset}.npz"], brought=MERGED)
 
 
 rule sensitivity_point:

@@ -26,7 +26,7 @@ def transfer_kept(dataset):
     """A merged transfer table: its attacks are kept (rules/common.smk) and a generator or checkpoint is gone."""
     made_from = [f for k, f in transfer_inputs(SimpleNamespace(dataset=dataset)).items() if k != "data"]
     runs_kept = all(attack_kept(dataset, m, "gan-both", RELATED_PROTOCOL, first_seed(m)) for m in TRANSFER_MODELS)
-    return results_mod.kept_derived(f"{R}/transfer/{dataset}.csv", [f for fs in made_from for f in fs], runs_kept)
+    return results_mod.kept_derived(f"{R}/transfer/{dataset}.csv", [f for fs in made_from for f in fs], runs_kept, MERGED)
 
 
 rule transfer:
@@ -74,6 +74,7 @@ def detect_kept(dataset, model, variant, protocol, seed):
         f"{R}/detection/{dataset}/{model}/{variant}/{protocol}/seed{seed}.json",
         [f"{R}/models/{dataset}/{model}/seed{seed}.pt", run["generator"]],
         attack_kept(dataset, model, variant, protocol, seed),
+        MERGED,
     )
 
 

@@ -114,15 +114,28 @@ def test_an_archive_with_a_path_outside_its_folders_is_refused(tmp_path):
 def test_kept_needs_matching_settings_its_outputs_and_a_missing_input(tmp_path):
     res, rep = finished_run(tmp_path / "a")
     metrics, checkpoint, page = res / RUN, res / "models/demo/comvc/seed0.pt", rep / "02_train/demo-comvc-seed0.html"
-    assert not results.kept(metrics, "s1", [checkpoint], [page])  # the checkpoint is there: Snakemake decides
+    brought = {res / RUN, res / ATTACK}
+    assert not results.kept(metrics, "s1", [checkpoint], [page], brought)  # the checkpoint is there: Snakemake decides
     checkpoint.unlink()
-    assert results.kept(metrics, "s1", [checkpoint], [page])
-    assert not results.kept(metrics, "s2", [checkpoint], [page])  # other settings now: rerun
-    assert not results.kept(res / "metrics/demo/x.json", "s1", [checkpoint])  # no result
+    assert results.kept(metrics, "s1", [checkpoint], [page], brought)
+    assert not results.kept(metrics, "s1", [checkpoint], [page])  # made here, not merged: rebuilt as before
+    assert not results.kept(metrics, "s2", [checkpoint], [page], brought)  # other settings now: rerun
+    assert not results.kept(res / "metrics/demo/x.json", "s1", [checkpoint], [], {res / "metrics/demo/x.json"})
+    assert results.kept_attack(res / ATTACK, "a1", metrics, "s1", [checkpoint], [], brought)
+    assert not results.kept_attack(res / ATTACK, "a1", metrics, "s2", [checkpoint], [], brought)  # model retrained
     page.unlink()
-    assert not results.kept(metrics, "s1", [checkpoint], [page])  # a page the report reads is missing
-    assert results.kept_attack(res / ATTACK, "a1", metrics, "s1", [checkpoint])
-    assert not results.kept_attack(res / ATTACK, "a1", metrics, "s2", [checkpoint])  # its model is retrained
+    assert not results.kept(metrics, "s1", [checkpoint], [page], brought)  # a page the report reads is missing
+
+
+def test_merge_lists_what_it_brought(tmp_path):
+    res, rep = finished_run(tmp_path / "a")
+    results.export(res, rep, tmp_path / "run.tar.gz")
+    fresh = tmp_path / "b" / "results"
+    results.merge(tmp_path / "run.tar.gz", fresh, tmp_path / "b" / "reports")
+    assert results.merged(fresh) == {fresh / RUN, fresh / ATTACK, fresh / "transfer/demo.csv",
+                                     fresh / "attacks/demo/comvc/gan-both/paper/seed0.png",
+                                     fresh / "benchmarks/02_train/demo-comvc-seed0.tsv"}
+    assert results.merged(res) == set()
 
 
 def planned(results_dir, reports, *config):

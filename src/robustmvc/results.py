@@ -12,8 +12,8 @@ merging twice changes nothing; a run recorded with other settings under the same
 before anything is written.
 
 A merged folder holds results without the checkpoints they came from. `kept_*` tell the DAG's input
-functions which jobs are finished that way: their results are present, recorded with the settings the
-config gives now, and what they were made from is gone. Such a job is given no inputs, so Snakemake plans
+functions which jobs are finished that way: a merge brought their results (listed in merged.json), they are
+recorded with the settings the config gives now, and what they were made from is gone. Such a job is given no inputs, so Snakemake plans
 it only if a result it must deliver is missing (it reads no metadata of merged files as a reason to rerun).
 """
 from __future__ import annotations
@@ -23,12 +23,13 @@ import re
 import tarfile
 from pathlib import Path
 
-from robustmvc.files import atomic_path
+from robustmvc.files import atomic_path, write_json
 
 # what an archive carries, relative to the results folder and to the report folder of the scale
 RESULT_GLOBS = ("metrics/*/**/*.json", "sensitivity/**/*.json", "detection/**/*.json", "transfer/*.csv",
                 "attacks/**/*.png", "benchmarks/**/*.tsv")
 PAGE_GLOBS = ("01_prepare_data/*.html", "02_train/*.html", "03_attack/*.html")
+MERGED = "merged.json"  # in the results folder: the results merge brought there (`merged`)
 LINKED = re.compile(r'(?:src|href)="\.\./([^"#?]+)"')  # what a page links beside it: images, data, style
 
 
@@ -106,10 +107,24 @@ def merge(archive: str | Path, results: str | Path, reports: str | Path) -> dict
         target.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(target) as tmp:
             Path(tmp).write_bytes(blob)
+    before = {p.relative_to(results).as_posix() for p in merged(results)}
+    brought = before | {rel for top, rel in incoming if top == "results"}
+    if brought != before:
+        write_json(results / MERGED, {"files": sorted(brought)})
     return {"added": len(added), "kept": len(incoming) - len(added)}
 
 
 # ---- what the DAG keeps of merged results
+
+
+def merged(results: str | Path) -> set[Path]:
+    """The result files a merge brought into `results` (as `results / name`): only these are ever kept without
+    their inputs, so a checkpoint deleted where it was made is rebuilt as before."""
+    try:
+        names = json.loads((Path(results) / MERGED).read_text())["files"]
+    except FileNotFoundError:
+        return set()
+    return {Path(results) / name for name in names}
 
 
 def recorded(path: str | Path) -> dict | None:
@@ -120,24 +135,25 @@ def recorded(path: str | Path) -> dict | None:
         return None
 
 
-def kept(result: str | Path, settings: str, made_from: list, delivered: list = ()) -> bool:
-    """Whether the job that wrote `result` is finished without what it was made from: the file records the
-    settings hash `settings`, the job's other outputs the DAG reads (`delivered`: its page, its figure) are
-    present, and some file of `made_from` (its checkpoint, its data) is gone."""
-    made = recorded(result)
+def kept(result: str | Path, settings: str, made_from: list, delivered: list = (), brought: set = frozenset()) -> bool:
+    """Whether the job that wrote `result` is finished without what it was made from: a merge brought the file
+    (`brought`: `merged`), it records the settings hash `settings`, the job's other outputs the DAG reads
+    (`delivered`: its page, its figure) are present, and some file of `made_from` (its checkpoint, data) is gone."""
+    made = recorded(result) if Path(result) in brought else None
     return (bool(made) and made.get("settings") == settings and all(Path(p).exists() for p in delivered)
             and not all(Path(p).exists() for p in made_from))
 
 
-def kept_attack(metrics, settings: str, clean, train_settings: str, made_from: list, delivered: list = ()) -> bool:
+def kept_attack(metrics, settings: str, clean, train_settings: str, made_from: list, delivered: list = (),
+                brought: set = frozenset()) -> bool:
     """An attack run is kept when it is (`kept`), and so is the training of the checkpoint it attacked
     (`clean`, its clean metrics, records the same checkpoint): a retrained model is attacked again."""
-    if not (kept(metrics, settings, made_from, delivered) and kept(clean, train_settings, made_from)):
+    if not (kept(metrics, settings, made_from, delivered, brought) and kept(clean, train_settings, made_from, (), brought)):
         return False
     return recorded(metrics).get("checkpoint") == recorded(clean).get("checkpoint")
 
 
-def kept_derived(result, made_from: list, runs_kept: bool) -> bool:
-    """A result that records no settings (a detection, a transfer table) is kept when it is present, the attack
-    runs it was made from are kept (`runs_kept`) and some file it was made from is gone."""
-    return Path(result).exists() and runs_kept and not all(Path(p).exists() for p in made_from)
+def kept_derived(result, made_from: list, runs_kept: bool, brought: set = frozenset()) -> bool:
+    """A result that records no settings (a detection, a transfer table) is kept when a merge brought it, the
+    attack runs it was made from are kept (`runs_kept`) and some file it was made from is gone."""
+    return Path(result) in brought and Path(result).exists() and runs_kept and not all(Path(p).exists() for p in made_from)
