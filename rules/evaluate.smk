@@ -37,11 +37,12 @@ def sensitivity_settings(w):
 
 
 def sensitivity_kept(dataset, lam, gam, kl, seed):
-    """A merged point of the sweep: its metrics record the point's attack settings (the training's are not
-    recorded beside them, so a point merged from a run with other training settings is not retrained)."""
+    """A merged point of the sweep (its checkpoint is temporary, so always gone): its metrics record the point's
+    attack settings (the training's are not recorded beside them, so a point merged from a run with other
+    training settings is not retrained)."""
     w = SimpleNamespace(dataset=dataset, lam=lam, gam=gam, kl=kl, seed=seed)
-    metrics = f"{R}/sensitivity/{dataset}/lambda{lam}-gamma{gam}-kl{kl}/seed{seed}.json"
-    return results_mod.kept(metrics, runs.attack_hash(sensitivity_settings(w)[1]), [f"{R}/data/{dataset}.npz"], brought=MERGED)
+    point = f"{R}/sensitivity/{dataset}/lambda{lam}-gamma{gam}-kl{kl}/seed{seed}"
+    return results_mod.kept(f"{point}.json", runs.attack_hash(sensitivity_settings(w)[1]), [f"{point}.pt"], brought=MERGED)
 
 
 rule sensitivity_point:

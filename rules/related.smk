@@ -24,9 +24,10 @@ def transfer_inputs(w):
 
 def transfer_kept(dataset):
     """A merged transfer table: its attacks are kept (rules/common.smk) and a generator or checkpoint is gone."""
-    made_from = [f for k, f in transfer_inputs(SimpleNamespace(dataset=dataset)).items() if k != "data"]
+    inputs = transfer_inputs(SimpleNamespace(dataset=dataset))
     runs_kept = all(attack_kept(dataset, m, "gan-both", RELATED_PROTOCOL, first_seed(m)) for m in TRANSFER_MODELS)
-    return results_mod.kept_derived(f"{R}/transfer/{dataset}.csv", [f for fs in made_from for f in fs], runs_kept, MERGED)
+    made_from = [*inputs["generators"], *inputs["checkpoints"]]
+    return results_mod.kept_derived(f"{R}/transfer/{dataset}.csv", made_from, runs_kept, MERGED)
 
 
 rule transfer:
