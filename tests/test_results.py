@@ -138,10 +138,10 @@ def test_merge_lists_what_it_brought(tmp_path):
     assert results.merged(res) == set()
 
 
-def planned(results_dir, reports, *config):
-    """{rule: [wildcards of each job]} a dry run of the demo plans for these folders."""
-    run = snakemake("-n", "--cores", "1", "--configfile", *demo_configfiles(results_dir), "--config",
-                    f"results_dir={results_dir}", f"report_dir={reports}", *config)
+def planned(results_dir, reports, *overlays):
+    """{rule: [wildcards of each job]} a dry run of the demo (and `overlays`) plans for these folders."""
+    run = snakemake("-n", "--cores", "1", "--configfile", *demo_configfiles(results_dir), *overlays, "--config",
+                    f"results_dir={results_dir}", f"report_dir={reports}")
     assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
     jobs = {}
     for block in re.split(r"\n(?=\[[^\]]+\]\nrule |\[[^\]]+\]\nlocalrule )", run.stdout):
@@ -167,7 +167,8 @@ def test_a_fresh_folder_with_merged_results_plans_only_what_is_missing(demo_run,
     results.merge(tmp_path / "demo.tar.gz", fresh, fresh_rep)
     same = planned(fresh, fresh_rep)
     assert sorted(same) == ["all", "evaluate", "related", "report_index"], same
-    grown = planned(fresh, fresh_rep, "seeds=[0,1]")
+    (fresh.parent / "seeds.yaml").write_text("seeds: [0, 1]\n")
+    grown = planned(fresh, fresh_rep, str(fresh.parent / "seeds.yaml"))
     seeded = {rule: jobs for rule, jobs in grown.items() if any("seed=" in j for j in jobs)}
     assert set(seeded) == {"train", "attack", "sensitivity_point"} | ({"attack_pgd"} & set(before)), grown
     assert all("seed=1" in job for jobs in seeded.values() for job in jobs)
