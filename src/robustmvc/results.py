@@ -12,9 +12,10 @@ merging twice changes nothing; a run recorded with other settings under the same
 before anything is written.
 
 A merged folder holds results without the checkpoints they came from. `kept_*` tell the DAG's input
-functions which jobs are finished that way: a merge brought their results (listed in merged.json), they are
-recorded with the settings the config gives now, and what they were made from is gone. Such a job is given no inputs, so Snakemake plans
-it only if a result it must deliver is missing (it reads no metadata of merged files as a reason to rerun).
+functions which jobs are finished that way: a merge brought their results (listed in merged.json), they
+are recorded with the settings the config gives now, and what they were made from is gone. Such a job is
+given no inputs, so Snakemake plans it only if a result it must deliver is missing (a file without
+metadata in .snakemake/ fires no params or code trigger).
 """
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ def _members(results: Path, reports: Path) -> dict[str, Path]:
         for page in reports.glob(pattern):
             files[f"reports/{page.relative_to(reports).as_posix()}"] = page
             for link in LINKED.findall(page.read_text(errors="replace")):
-                target = (page.parent.parent / link)
+                target = page.parent.parent / link
                 if target.is_file() and reports.resolve() in target.resolve().parents:
                     files[f"reports/{target.resolve().relative_to(reports.resolve()).as_posix()}"] = target
     return dict(sorted(files.items()))
