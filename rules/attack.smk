@@ -15,8 +15,8 @@ EXAMPLES = report(
 def attack_params(w, input, output, threads):
     return notebook_args(
         {
-            "data": input.data,
-            "checkpoint": input.checkpoint,
+            "data": input.get("data"),  # none for a kept job (rules/common.smk), which never runs
+            "checkpoint": input.get("checkpoint"),
             "metrics": output.metrics,
             "generator": output.get("generator"),
             "examples": output.examples,
@@ -28,8 +28,15 @@ def attack_params(w, input, output, threads):
 
 rule attack:
     input:
-        data=f"{R}/data/{{dataset}}.npz",
-        checkpoint=f"{R}/models/{{dataset}}/{{model}}/seed{{seed}}.pt",
+        unpack(
+            unless_kept(
+                attack_kept,
+                lambda w: {
+                    "data": f"{R}/data/{w.dataset}.npz",
+                    "checkpoint": f"{R}/models/{w.dataset}/{w.model}/seed{w.seed}.pt",
+                },
+            )
+        ),
     output:
         metrics=RUN["metrics"],
         generator=RUN["generator"],

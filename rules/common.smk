@@ -7,9 +7,11 @@ import os
 import shlex
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 from robustmvc import config as config_mod
-from robustmvc import variants
+from robustmvc import results as results_mod
+from robustmvc import runs, variants
 
 PY = shlex.quote(sys.executable)  # the interpreter snakemake runs in, so tools need not be on PATH
 R = config["results_dir"]
@@ -146,6 +148,40 @@ def attack_run(dataset, model, variant, protocol, seed):
         "notebook": f"{R}/notebooks/03_attack/{name}.ipynb",
         "benchmark": f"{R}/benchmarks/03_attack/{name}.tsv",
     }
+
+
+# ---- merged results (robustmvc.results): a job whose results a merge brought from another machine, recorded
+# with the settings the config gives now, and whose checkpoint or data is absent here is given no inputs:
+# Snakemake then plans it only if an output the DAG reads is missing, never for its missing checkpoint or data.
+MERGED = results_mod.merged(R)
+
+
+def unless_kept(kept, inputs):
+    """An input function for `unpack`: `inputs(wildcards)`, or none when `kept(**wildcards)`."""
+    return lambda w: {} if kept(**dict(w.items())) else inputs(w)
+
+
+def train_kept(dataset, model, seed):
+    return results_mod.kept(
+        f"{R}/metrics/{dataset}/{model}/clean/seed{seed}.json",
+        runs.train_hash(model, train_settings(model, dataset), int(seed)),
+        made_from=[f"{R}/models/{dataset}/{model}/seed{seed}.pt"],
+        delivered=[f"{REPORTS}/02_train/{dataset}-{model}-seed{seed}.html"],
+        brought=MERGED,
+    )
+
+
+def attack_kept(dataset, model, variant, protocol, seed):
+    run = attack_run(dataset, model, variant, protocol, seed)
+    return results_mod.kept_attack(
+        run["metrics"],
+        runs.attack_hash(attack_settings(dataset, variant, protocol, seed)),
+        clean=f"{R}/metrics/{dataset}/{model}/clean/seed{seed}.json",
+        train_settings=runs.train_hash(model, train_settings(model, dataset), int(seed)),
+        made_from=[f"{R}/models/{dataset}/{model}/seed{seed}.pt"],
+        delivered=[run["html"], run["examples"]],
+        brought=MERGED,
+    )
 
 
 ATTACK_RUNS = [

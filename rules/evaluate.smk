@@ -36,9 +36,18 @@ def sensitivity_settings(w):
     return train, attack
 
 
+def sensitivity_kept(dataset, lam, gam, kl, seed):
+    """A merged point of the sweep (its checkpoint is temporary, so always gone): its metrics record the point's
+    attack settings (the training's are not recorded beside them, so a point merged from a run with other
+    training settings is not retrained)."""
+    w = SimpleNamespace(dataset=dataset, lam=lam, gam=gam, kl=kl, seed=seed)
+    point = f"{R}/sensitivity/{dataset}/lambda{lam}-gamma{gam}-kl{kl}/seed{seed}"
+    return results_mod.kept(f"{point}.json", runs.attack_hash(sensitivity_settings(w)[1]), [f"{point}.pt"], brought=MERGED)
+
+
 rule sensitivity_point:
     input:
-        data=f"{R}/data/{{dataset}}.npz",
+        unpack(unless_kept(sensitivity_kept, lambda w: {"data": f"{R}/data/{w.dataset}.npz"})),
     output:
         checkpoint=temp(f"{R}/sensitivity/{{dataset}}/lambda{{lam}}-gamma{{gam}}-kl{{kl}}/seed{{seed}}.pt"),
         metrics=f"{R}/sensitivity/{{dataset}}/lambda{{lam}}-gamma{{gam}}-kl{{kl}}/seed{{seed}}.json",

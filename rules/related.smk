@@ -14,11 +14,25 @@ def transfer_args(w):
     )
 
 
+def transfer_inputs(w):
+    return {
+        "data": f"{R}/data/{w.dataset}.npz",
+        "generators": [related_run(w.dataset, m, "gan-both", "generator") for m in TRANSFER_MODELS],
+        "checkpoints": [f"{R}/models/{w.dataset}/{m}/seed{first_seed(m)}.pt" for m in TRANSFER_MODELS],
+    }
+
+
+def transfer_kept(dataset):
+    """A merged transfer table: its attacks are kept (rules/common.smk) and a generator or checkpoint is gone."""
+    inputs = transfer_inputs(SimpleNamespace(dataset=dataset))
+    runs_kept = all(attack_kept(dataset, m, "gan-both", RELATED_PROTOCOL, first_seed(m)) for m in TRANSFER_MODELS)
+    made_from = [*inputs["generators"], *inputs["checkpoints"]]
+    return results_mod.kept_derived(f"{R}/transfer/{dataset}.csv", made_from, runs_kept, MERGED)
+
+
 rule transfer:
     input:
-        data=f"{R}/data/{{dataset}}.npz",
-        generators=lambda w: [related_run(w.dataset, m, "gan-both", "generator") for m in TRANSFER_MODELS],
-        checkpoints=lambda w: [f"{R}/models/{w.dataset}/{m}/seed{first_seed(m)}.pt" for m in TRANSFER_MODELS],
+        unpack(unless_kept(transfer_kept, transfer_inputs)),
     output:
         table=report(f"{R}/transfer/{{dataset}}.csv", caption="captions/transfer.rst", category="Related systems"),
     log:
@@ -46,11 +60,28 @@ DETECTION_RUNS = [
 ]
 
 
+def detect_inputs(w):
+    return {
+        "data": f"{R}/data/{w.dataset}.npz",
+        "checkpoint": f"{R}/models/{w.dataset}/{w.model}/seed{w.seed}.pt",
+        "generator": attack_run(w.dataset, w.model, w.variant, w.protocol, w.seed)["generator"],
+    }
+
+
+def detect_kept(dataset, model, variant, protocol, seed):
+    """A merged detection: its attack is kept (rules/common.smk) and its checkpoint or generator is gone."""
+    run = attack_run(dataset, model, variant, protocol, seed)
+    return results_mod.kept_derived(
+        f"{R}/detection/{dataset}/{model}/{variant}/{protocol}/seed{seed}.json",
+        [f"{R}/models/{dataset}/{model}/seed{seed}.pt", run["generator"]],
+        attack_kept(dataset, model, variant, protocol, seed),
+        MERGED,
+    )
+
+
 rule detect:
     input:
-        data=f"{R}/data/{{dataset}}.npz",
-        checkpoint=f"{R}/models/{{dataset}}/{{model}}/seed{{seed}}.pt",
-        generator=attack_run("{dataset}", "{model}", "{variant}", "{protocol}", "{seed}")["generator"],
+        unpack(unless_kept(detect_kept, detect_inputs)),
     output:
         f"{R}/detection/{{dataset}}/{{model}}/{{variant}}/{{protocol}}/seed{{seed}}.json",
     log:

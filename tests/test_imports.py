@@ -104,7 +104,7 @@ def test_graph_sees_function_level_and_package_imports():
 # "Which way imports run"): the floor of each module, by the longest prefix of its name
 FLOORS = {
     "robustmvc": 0, "robustmvc.files": 0, "robustmvc.progress": 0, "robustmvc.metrics": 0, "robustmvc.device": 0,
-    "robustmvc.loop": 0, "robustmvc.data": 0, "robustmvc.lineage": 0, "robustmvc.schema": 0,
+    "robustmvc.loop": 0, "robustmvc.data": 0, "robustmvc.lineage": 0, "robustmvc.schema": 0, "robustmvc.results": 0,
     "robustmvc.models": 1, "robustmvc.protocols": 1,
     "robustmvc.attacks": 2,
     "robustmvc.defenses": 3,

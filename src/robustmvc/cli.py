@@ -236,6 +236,17 @@ def _view_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of view numbers, e.g. 0,1,3") from None
 
 
+def _results(args) -> None:
+    from robustmvc import results
+
+    if args.action == "export":
+        made = results.export(args.results, args.reports, args.archive)
+        print(f"wrote {args.archive}: {made['files']} files, {made['bytes'] / 1024:.0f} KiB")
+    else:
+        made = results.merge(args.archive, args.results, args.reports)
+        print(f"merged {args.archive} into {args.results}: {made['added']} files added, {made['kept']} already there kept")
+
+
 def parser() -> argparse.ArgumentParser:
     from robustmvc import data, variants
 
@@ -341,6 +352,18 @@ def parser() -> argparse.ArgumentParser:
     n.add_argument("--device")
     n.add_argument("--threads", type=int, help="torch threads (default: torch's, all cores)")
     n.set_defaults(func=_detect)
+
+    rs = sub.add_parser("results", help="export a run's results as one archive, or merge an archive into a results "
+                                        "folder").add_subparsers(dest="action", required=True)
+    for action, text in (("export", "write the results and pages the reports read (no data, checkpoints or "
+                                    "attackers: the DAG rebuilds them) as one .tar.gz"),
+                         ("merge", "add an exported archive to a results folder; runs already there are kept, a "
+                                   "run recorded there with other settings refuses the merge")):
+        x = rs.add_parser(action, help=text)
+        x.add_argument("archive", help="the .tar.gz to write or to merge")
+        x.add_argument("--results", required=True, help="results directory of one experiment scale (results_dir)")
+        x.add_argument("--reports", required=True, help="report directory of that scale (report_dir), e.g. reports/demo")
+        x.set_defaults(func=_results)
 
     k = sub.add_parser("notebook", help="execute a notebook with parameters and render it to HTML without code")
     k.add_argument("notebook", help="the notebook to run (notebooks/*.ipynb)")

@@ -29,6 +29,17 @@ from robustmvc.files import check_outputs, load_module_file, together, write_jso
 from robustmvc.train import load_checkpoint, save_checkpoint, train
 
 
+def train_hash(model_name: str, job: dict, seed: int) -> str:
+    """The settings hash a training run records (its lineage): the model's settings and the training's with
+    the seed, not the runtime, so a run made on a GPU matches the same run's settings on a CPU."""
+    return lineage.settings_hash({"model": model_name, **job["model"], "train": dict(job["training"], seed=seed)})
+
+
+def attack_hash(job: dict) -> str:
+    """The settings hash an attack run records (its lineage), as `train_hash` without the runtime."""
+    return lineage.settings_hash({"attack": job["attack"], **check_attack_settings(job["attack"], job["settings"])})
+
+
 def train_run(data_path: str | Path, model_name: str, seed: int, checkpoint: str | Path, job: dict,
               metrics: str | Path | None = None, progress: bool = True) -> dict:
     """One training run as the workflow does it: train `model_name` with the resolved settings `job`
@@ -45,8 +56,7 @@ def train_run(data_path: str | Path, model_name: str, seed: int, checkpoint: str
     precision = resolve_precision(job["precision"], dev)
     seed_everything(seed)
     model = registry.build(model_name, ds.view_shapes, ds.n_clusters, **settings).to(dev)
-    made = {"data": lineage.of_data(ds), "settings": lineage.settings_hash({"model": model_name, **settings,
-                                                                             "train": tcfg})}
+    made = {"data": lineage.of_data(ds), "settings": train_hash(model_name, job, seed)}
     start, cpu_start = time.perf_counter(), time.process_time()
     history = train(model, ds.part("train")[0], tcfg, name=model_name, device=dev, progress=progress,
                     precision=precision)
@@ -143,7 +153,7 @@ def attack_files(data: str | Path, checkpoint: str | Path, out: str | Path, job:
                        f"attack it on the dataset file it was trained on, or retrain it on {lineage.shown(data)}")
     dataset = ds.meta.get("dataset") or meta.get("dataset")
     made = {"data": data_id, "checkpoint": lineage.file_hash(checkpoint),
-            "settings": lineage.settings_hash({"attack": attack, **settings})}
+            "settings": attack_hash(job)}
     views, labels = ds.part("eval")
     start, cpu_start = time.perf_counter(), time.process_time()
     result = run(model, views, labels, settings, attack, dev, progress, precision)

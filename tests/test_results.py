@@ -1,0 +1,176 @@
+"""A run's results as a portable archive (robustmvc.results): what it carries and leaves behind, a round trip,
+an idempotent merge, a conflicting run refused whole, and the DAG planning only what a merged folder lacks."""
+import json
+import re
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from robustmvc import results
+from robustmvc.cli import main
+from conftest import demo_configfiles, snakemake
+
+RUN = "metrics/demo/comvc/clean/seed0.json"
+ATTACK = "metrics/demo/comvc/gan-both/paper/seed0.json"
+
+
+def record(settings, machine="cpu A"):
+    return {"clean": {"acc": 0.8}, "history": [{"epoch": 1, "loss": 1.0}],
+            "lineage": {"settings": settings, "checkpoint": "c0ffee"},
+            "provenance": {"machine": machine, "commit": "abc1234"}}
+
+
+def finished_run(root: Path, settings="s1", machine="cpu A"):
+    """A results and a report folder as a run leaves them: results, pages with linked images, and the
+    rebuildable files (data, checkpoint, attacker, executed notebook) the archive must leave behind."""
+    res, rep = root / "results", root / "reports" / "demo"
+    files = {
+        res / RUN: json.dumps(record(settings, machine)),
+        res / ATTACK: json.dumps(record("a1", machine)),
+        res / "transfer/demo.csv": "source,target,post_acc\ncomvc,simvc,0.5\n",
+        res / "attacks/demo/comvc/gan-both/paper/seed0.png": "png",
+        res / "benchmarks/02_train/demo-comvc-seed0.tsv": "s\n1.0\n",
+        res / "data/demo.npz": "npz", res / "models/demo/comvc/seed0.pt": "pt",
+        res / "attacks/demo/comvc/gan-both/paper/seed0.pt": "pt",
+        res / "notebooks/02_train/demo-comvc-seed0.ipynb": "{}",
+        res / "metrics/all.csv": "table", res / "metrics/scorecard.json": "{}",
+        rep / "02_train/demo-comvc-seed0.html": '<img src="../img/ab12.webp"><link href="../style-1.css">',
+        rep / "img/ab12.webp": "webp", rep / "img/unlinked.webp": "webp", rep / "style-1.css": "css",
+        rep / "06_evaluate/evaluate.html": "aggregate", rep / "index.html": "index",
+    }
+    for path, text in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return res, rep
+
+
+def names(archive):
+    with tarfile.open(archive) as tar:
+        return sorted(tar.getnames())
+
+
+def test_export_carries_what_the_reports_read_and_nothing_rebuildable(tmp_path):
+    res, rep = finished_run(tmp_path / "a")
+    made = results.export(res, rep, tmp_path / "run.tar.gz")
+    assert names(tmp_path / "run.tar.gz") == sorted([
+        "reports/02_train/demo-comvc-seed0.html", "reports/img/ab12.webp", "reports/style-1.css",
+        f"results/{ATTACK}", f"results/{RUN}", "results/attacks/demo/comvc/gan-both/paper/seed0.png",
+        "results/benchmarks/02_train/demo-comvc-seed0.tsv", "results/transfer/demo.csv"])
+    assert made == {"files": 8, "bytes": (tmp_path / "run.tar.gz").stat().st_size}
+
+
+def test_archive_holds_no_path_of_the_machine(tmp_path):
+    res, rep = finished_run(tmp_path / "a")
+    results.export(res, rep, tmp_path / "run.tar.gz")
+    with tarfile.open(tmp_path / "run.tar.gz") as tar:
+        for member in tar.getmembers():
+            assert not member.name.startswith("/") and ".." not in Path(member.name).parts
+            assert str(tmp_path) not in tar.extractfile(member).read().decode()
+            assert member.uname == "" and member.uid == 0
+
+
+def test_round_trip_and_idempotent_merge(tmp_path):
+    res, rep = finished_run(tmp_path / "a")
+    results.export(res, rep, tmp_path / "run.tar.gz")
+    res2, rep2 = tmp_path / "b" / "results", tmp_path / "b" / "reports" / "demo"
+    assert results.merge(tmp_path / "run.tar.gz", res2, rep2) == {"added": 8, "kept": 0}
+    for name in names(tmp_path / "run.tar.gz"):
+        top, rel = name.split("/", 1)
+        here, there = (res, res2) if top == "results" else (rep, rep2)
+        assert (there / rel).read_bytes() == (here / rel).read_bytes(), name
+    before = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in (tmp_path / "b").rglob("*") if p.is_file()}
+    assert results.merge(tmp_path / "run.tar.gz", res2, rep2) == {"added": 0, "kept": 8}
+    assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in (tmp_path / "b").rglob("*") if p.is_file()} == before
+
+
+def test_a_run_with_other_settings_is_refused_whole_in_one_sentence(tmp_path, capsys):
+    res, rep = finished_run(tmp_path / "a", settings="s1", machine="cpu A")
+    other_res, other_rep = finished_run(tmp_path / "b", settings="s2", machine="gpu B")
+    (other_res / "metrics/demo/simvc/clean").mkdir(parents=True)
+    (other_res / "metrics/demo/simvc/clean/seed0.json").write_text(json.dumps(record("s3")))
+    results.export(other_res, other_rep, tmp_path / "other.tar.gz")
+    with pytest.raises(ValueError) as refused:
+        results.merge(tmp_path / "other.tar.gz", res, rep)
+    sentence = str(refused.value)
+    assert RUN in sentence and "s1" in sentence and "s2" in sentence and "gpu B" in sentence and "cpu A" in sentence
+    assert sentence.count(". ") == 0 and "\n" not in sentence
+    assert not (res / "metrics/demo/simvc").exists()  # nothing of the archive was written
+    assert main(["results", "merge", str(tmp_path / "other.tar.gz"), "--results", str(res), "--reports", str(rep)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and len(err.splitlines()) == 1 and "s2" in err
+
+
+def test_an_archive_with_a_path_outside_its_folders_is_refused(tmp_path):
+    bad = tmp_path / "bad.tar.gz"
+    (tmp_path / "x").write_text("x")
+    with tarfile.open(bad, "w:gz") as tar:
+        tar.add(tmp_path / "x", arcname="results/../../escape")
+    with pytest.raises(ValueError, match="not a file under results/ or reports/"):
+        results.merge(bad, tmp_path / "r", tmp_path / "p")
+    assert not (tmp_path / "escape").exists()
+
+
+def test_kept_needs_matching_settings_its_outputs_and_a_missing_input(tmp_path):
+    res, rep = finished_run(tmp_path / "a")
+    metrics, checkpoint, page = res / RUN, res / "models/demo/comvc/seed0.pt", rep / "02_train/demo-comvc-seed0.html"
+    brought = {res / RUN, res / ATTACK}
+    assert not results.kept(metrics, "s1", [checkpoint], [page], brought)  # the checkpoint is there: Snakemake decides
+    checkpoint.unlink()
+    assert results.kept(metrics, "s1", [checkpoint], [page], brought)
+    assert not results.kept(metrics, "s1", [checkpoint], [page])  # made here, not merged: rebuilt as before
+    assert not results.kept(metrics, "s2", [checkpoint], [page], brought)  # other settings now: rerun
+    assert not results.kept(res / "metrics/demo/x.json", "s1", [checkpoint], [], {res / "metrics/demo/x.json"})
+    assert results.kept_attack(res / ATTACK, "a1", metrics, "s1", [checkpoint], [], brought)
+    assert not results.kept_attack(res / ATTACK, "a1", metrics, "s2", [checkpoint], [], brought)  # model retrained
+    page.unlink()
+    assert not results.kept(metrics, "s1", [checkpoint], [page], brought)  # a page the report reads is missing
+
+
+def test_merge_lists_what_it_brought(tmp_path):
+    res, rep = finished_run(tmp_path / "a")
+    results.export(res, rep, tmp_path / "run.tar.gz")
+    fresh = tmp_path / "b" / "results"
+    results.merge(tmp_path / "run.tar.gz", fresh, tmp_path / "b" / "reports")
+    assert results.merged(fresh) == {fresh / RUN, fresh / ATTACK, fresh / "transfer/demo.csv",
+                                     fresh / "attacks/demo/comvc/gan-both/paper/seed0.png",
+                                     fresh / "benchmarks/02_train/demo-comvc-seed0.tsv"}
+    assert results.merged(res) == set()
+
+
+def planned(results_dir, reports, *overlays):
+    """{rule: [wildcards of each job]} a dry run of the demo (and `overlays`) plans for these folders."""
+    run = snakemake("-n", "--cores", "1", "--configfile", *demo_configfiles(results_dir), *overlays, "--config",
+                    f"results_dir={results_dir}", f"report_dir={reports}")
+    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    jobs = {}
+    for block in re.split(r"\n(?=\[[^\]]+\]\nrule |\[[^\]]+\]\nlocalrule )", run.stdout):
+        rule = re.search(r"^(?:local)?rule (\w+):", block, re.M)
+        if rule:
+            wildcards = re.search(r"^\s+wildcards: (.*)$", block, re.M)
+            jobs.setdefault(rule.group(1), []).append(wildcards.group(1) if wildcards else "")
+    return jobs
+
+
+@pytest.mark.slow
+def test_a_fresh_folder_with_merged_results_plans_only_what_is_missing(demo_run, tmp_path):
+    """The demo run on seed 0 exported, merged into a fresh folder, and the config given seed 1: the dry run
+    plans seed 1's jobs and the reports, nothing of seed 0."""
+    res, rep = demo_run
+    made = results.export(res, rep, tmp_path / "demo.tar.gz")
+    assert made["bytes"] < 5_000_000
+    fresh, fresh_rep = tmp_path / "fresh" / "results", tmp_path / "fresh" / "reports" / "demo"
+    fresh.mkdir(parents=True)
+    (fresh.parent / "fast over lay.yaml").write_text(Path(demo_configfiles(res)[1]).read_text())
+    before = planned(fresh, fresh_rep)
+    assert len(before["train"]) == 10 and "prepare_data" in before
+    results.merge(tmp_path / "demo.tar.gz", fresh, fresh_rep)
+    same = planned(fresh, fresh_rep)
+    assert sorted(same) == ["all", "evaluate", "related", "report_index"], same
+    (fresh.parent / "seeds.yaml").write_text("seeds: [0, 1]\n")
+    grown = planned(fresh, fresh_rep, str(fresh.parent / "seeds.yaml"))
+    seeded = {rule: jobs for rule, jobs in grown.items() if any("seed=" in j for j in jobs)}
+    assert set(seeded) == {"train", "attack", "sensitivity_point"} | ({"attack_pgd"} & set(before)), grown
+    assert all("seed=1" in job for jobs in seeded.values() for job in jobs)
+    assert len(grown["train"]) == len(before["train"])
+    assert sorted(set(grown) - set(seeded)) == ["all", "evaluate", "prepare_data", "related", "report_index"]
