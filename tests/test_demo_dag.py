@@ -5,7 +5,8 @@ so `pytest -n 2 --dist loadfile` builds it on one worker only:
 - the reports in a real browser: headless Chromium opens the landing page, follows every link, and finds
   Table 1 and the figures, with no page logging a console error; every page is clean (no stderr boxes,
   no absolute path of the machine, in pages or shipped files), carries its provenance header and a link back, every image has alt text, and the
-  whole folder stays within its size budget."""
+  whole folder stays within its size budget;
+- its results exported and merged into a fresh folder: the dry run plans only what that folder lacks."""
 import json
 import re
 import shutil
@@ -18,6 +19,7 @@ import pytest
 import torch
 import yaml
 
+from robustmvc import results as portable
 from robustmvc.files import read_json
 from conftest import ABSOLUTE_PATH, ROOT, demo_configfiles, report_defects, snakemake
 
@@ -205,3 +207,43 @@ def test_reports_open_in_a_browser_without_errors(demo_run, tmp_path):
     assert shot.is_file() and shot.stat().st_size > 10_000
     size = sum(f.stat().st_size for f in reports.rglob("*") if f.is_file())
     assert size < SIZE_BUDGET, f"the demo reports weigh {size / 1e6:.1f} MB, over the {SIZE_BUDGET / 1e6:.0f} MB budget"
+
+
+# --- a run's results merged into a fresh folder (robustmvc.results): the DAG plans only what it lacks -------
+
+def planned(results_dir, reports, *overlays):
+    """{rule: [wildcards of each job]} a dry run of the demo (and `overlays`) plans for these folders."""
+    run = snakemake("-n", "--cores", "1", "--configfile", *demo_configfiles(results_dir), *overlays, "--config",
+                    f"results_dir={results_dir}", f"report_dir={reports}")
+    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    jobs = {}
+    for block in re.split(r"\n(?=\[[^\]]+\]\nrule |\[[^\]]+\]\nlocalrule )", run.stdout):
+        rule = re.search(r"^(?:local)?rule (\w+):", block, re.M)
+        if rule:
+            wildcards = re.search(r"^\s+wildcards: (.*)$", block, re.M)
+            jobs.setdefault(rule.group(1), []).append(wildcards.group(1) if wildcards else "")
+    return jobs
+
+
+@pytest.mark.slow
+def test_a_fresh_folder_with_merged_results_plans_only_what_is_missing(demo_run, tmp_path):
+    """The demo run on seed 0 exported, merged into a fresh folder, and the config given seed 1: the dry run
+    plans seed 1's jobs and the reports, nothing of seed 0."""
+    res, rep = demo_run
+    made = portable.export(res, rep, tmp_path / "demo.tar.gz")
+    assert made["bytes"] < 5_000_000
+    fresh, fresh_rep = tmp_path / "fresh" / "results", tmp_path / "fresh" / "reports" / "demo"
+    fresh.mkdir(parents=True)
+    (fresh.parent / "fast over lay.yaml").write_text(Path(demo_configfiles(res)[1]).read_text())
+    before = planned(fresh, fresh_rep)
+    assert len(before["train"]) == 10 and "prepare_data" in before
+    portable.merge(tmp_path / "demo.tar.gz", fresh, fresh_rep)
+    same = planned(fresh, fresh_rep)
+    assert sorted(same) == ["all", "evaluate", "related", "report_index"], same
+    (fresh.parent / "seeds.yaml").write_text("seeds: [0, 1]\n")
+    grown = planned(fresh, fresh_rep, str(fresh.parent / "seeds.yaml"))
+    seeded = {rule: jobs for rule, jobs in grown.items() if any("seed=" in j for j in jobs)}
+    assert set(seeded) == {"train", "attack", "sensitivity_point"} | ({"attack_pgd"} & set(before)), grown
+    assert all("seed=1" in job for jobs in seeded.values() for job in jobs)
+    assert len(grown["train"]) == len(before["train"])
+    assert sorted(set(grown) - set(seeded)) == ["all", "evaluate", "prepare_data", "related", "report_index"]

@@ -1,7 +1,7 @@
 """A run's results as a portable archive (robustmvc.results): what it carries and leaves behind, a round trip,
-an idempotent merge, a conflicting run refused whole, and the DAG planning only what a merged folder lacks."""
+an idempotent merge, a conflicting run refused whole (the DAG planning only what a merged folder lacks is
+tested on the demo run, in tests/test_demo_dag.py)."""
 import json
-import re
 import tarfile
 from pathlib import Path
 
@@ -9,7 +9,6 @@ import pytest
 
 from robustmvc import results
 from robustmvc.cli import main
-from conftest import demo_configfiles, snakemake
 
 RUN = "metrics/demo/comvc/clean/seed0.json"
 ATTACK = "metrics/demo/comvc/gan-both/paper/seed0.json"
@@ -136,41 +135,3 @@ def test_merge_lists_what_it_brought(tmp_path):
                                      fresh / "attacks/demo/comvc/gan-both/paper/seed0.png",
                                      fresh / "benchmarks/02_train/demo-comvc-seed0.tsv"}
     assert results.merged(res) == set()
-
-
-def planned(results_dir, reports, *overlays):
-    """{rule: [wildcards of each job]} a dry run of the demo (and `overlays`) plans for these folders."""
-    run = snakemake("-n", "--cores", "1", "--configfile", *demo_configfiles(results_dir), *overlays, "--config",
-                    f"results_dir={results_dir}", f"report_dir={reports}")
-    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
-    jobs = {}
-    for block in re.split(r"\n(?=\[[^\]]+\]\nrule |\[[^\]]+\]\nlocalrule )", run.stdout):
-        rule = re.search(r"^(?:local)?rule (\w+):", block, re.M)
-        if rule:
-            wildcards = re.search(r"^\s+wildcards: (.*)$", block, re.M)
-            jobs.setdefault(rule.group(1), []).append(wildcards.group(1) if wildcards else "")
-    return jobs
-
-
-@pytest.mark.slow
-def test_a_fresh_folder_with_merged_results_plans_only_what_is_missing(demo_run, tmp_path):
-    """The demo run on seed 0 exported, merged into a fresh folder, and the config given seed 1: the dry run
-    plans seed 1's jobs and the reports, nothing of seed 0."""
-    res, rep = demo_run
-    made = results.export(res, rep, tmp_path / "demo.tar.gz")
-    assert made["bytes"] < 5_000_000
-    fresh, fresh_rep = tmp_path / "fresh" / "results", tmp_path / "fresh" / "reports" / "demo"
-    fresh.mkdir(parents=True)
-    (fresh.parent / "fast over lay.yaml").write_text(Path(demo_configfiles(res)[1]).read_text())
-    before = planned(fresh, fresh_rep)
-    assert len(before["train"]) == 10 and "prepare_data" in before
-    results.merge(tmp_path / "demo.tar.gz", fresh, fresh_rep)
-    same = planned(fresh, fresh_rep)
-    assert sorted(same) == ["all", "evaluate", "related", "report_index"], same
-    (fresh.parent / "seeds.yaml").write_text("seeds: [0, 1]\n")
-    grown = planned(fresh, fresh_rep, str(fresh.parent / "seeds.yaml"))
-    seeded = {rule: jobs for rule, jobs in grown.items() if any("seed=" in j for j in jobs)}
-    assert set(seeded) == {"train", "attack", "sensitivity_point"} | ({"attack_pgd"} & set(before)), grown
-    assert all("seed=1" in job for jobs in seeded.values() for job in jobs)
-    assert len(grown["train"]) == len(before["train"])
-    assert sorted(set(grown) - set(seeded)) == ["all", "evaluate", "prepare_data", "related", "report_index"]
