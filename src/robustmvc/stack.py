@@ -245,12 +245,7 @@ def fit_gan_seeds(targets: list[nn.Module], views: list[torch.Tensor], settings:
     opt_d = torch.optim.Adam(D.params.values(), lr=s["lr"])
     bs, batchnorm = int(s["batch_size"]), protocols.batchnorm_of(s)
 
-    def learning_rate(epoch):
-        lr = s["lr_late"] if epoch + 1 >= int(s["lr_step_epoch"]) else s["lr"]
-        for opt in (opt_g, opt_d):
-            for group in opt.param_groups:
-                group["lr"] = lr
-        return {"lr": lr}
+    learning_rate = gan.lr_schedule(s, opt_g, opt_d)
 
     def forward(m, x):
         return _flat(m(x))

@@ -319,6 +319,20 @@ def generator_step(perturber, critics, opt_g, opt_d, views, s, adversarial) -> d
 LOWER_LR = "lower the attack's lr"
 
 
+def lr_schedule(s: dict, *optimizers):
+    """The attack's learning-rate step as an epoch hook: `lr`, then `lr_late` from epoch `lr_step_epoch`
+    (1-based), set on every group of `optimizers`; returns the rate for the epoch's record."""
+
+    def learning_rate(epoch):
+        lr = s["lr_late"] if epoch + 1 >= int(s["lr_step_epoch"]) else s["lr"]
+        for opt in optimizers:
+            for group in opt.param_groups:
+                group["lr"] = lr
+        return {"lr": lr}
+
+    return learning_rate
+
+
 def fit(model: nn.Module, views: list[torch.Tensor], settings: dict, *, progress: bool = True,
         score_views: list[torch.Tensor] | None = None, score_labels=None, name: str = "attack",
         precision: str = "fp32") -> tuple[Perturber, list[dict]]:
@@ -333,12 +347,7 @@ def fit(model: nn.Module, views: list[torch.Tensor], settings: dict, *, progress
     perturber, critics, opt_g, opt_d = networks(views, s)
     bs, batchnorm = int(s["batch_size"]), batchnorm_of(s)
 
-    def learning_rate(epoch):
-        lr = s["lr_late"] if epoch + 1 >= int(s["lr_step_epoch"]) else s["lr"]
-        for opt in (opt_g, opt_d):
-            for group in opt.param_groups:
-                group["lr"] = lr
-        return {"lr": lr}
+    learning_rate = lr_schedule(s, opt_g, opt_d)
 
     def score(epoch, record):
         if score_views is not None and s["eval_every"] and (epoch + 1) % int(s["eval_every"]) == 0:
