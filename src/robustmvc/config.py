@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 
 from robustmvc import registry, variants
-from robustmvc.schema import SCHEMA, stated_defaults
+from robustmvc.schema import stated, stated_defaults
 
 
 
@@ -104,7 +104,7 @@ def full_schema() -> dict:
     to its constructor's keywords), the encoder width and the training keys."""
     from robustmvc.data import DATASETS  # numpy: only where a config is checked
 
-    schema = yaml.safe_load(SCHEMA.read_text())
+    schema = stated()
     models = schema["properties"]["models"]
     training = _undefaulted(schema["properties"]["training"]["properties"])
     width = _undefaulted(schema["properties"]["architecture"]["properties"])

@@ -14,6 +14,11 @@ SCHEMA = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
 _STATED = yaml.safe_load(SCHEMA.read_text())
 
 
+def stated() -> dict:
+    """The schema as parsed once at import, a copy the caller may change (robustmvc.config closes it)."""
+    return copy.deepcopy(_STATED)
+
+
 def stated_defaults(section: str, model: str | None = None) -> dict:
     """The defaults the schema states for the keys of a section (`training`, `attack`, ...) or, with `model`,
     for that model's own settings ($defs.models.<model>)."""
