@@ -6,10 +6,16 @@ CORES ?= all
 # make benchmark: encoder width and torch threads
 WIDTH ?= 64
 THREADS ?= 2
+CPU_SCALE := --configfile config/config.yaml config/cpu-scale.yaml
+# make cpu-scale-shard: hours of the run one machine does (the jobs still running then are stopped and lost)
+SHARD_HOURS ?= 2.5
+# where a shard renders its per-job pages: reports/cpu-scale is rendered whole once every shard is in
+SHARD_PAGES ?= results/cpu-scale/pages
+PAGES ?= reports/cpu-scale
 # The CPU wheel on machines that have it; on a GPU machine pip resolves the CUDA build of the same version.
 TORCH ?= torch==2.13.0
 
-.PHONY: setup demo reproduce cpu-scale test benchmark clean
+.PHONY: setup demo reproduce cpu-scale merge-shards cpu-scale-shard test benchmark clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -26,9 +32,20 @@ demo: setup  ## the whole DAG on embedded data, CPU, a few minutes -> reports/in
 reproduce: setup  ## the paper's experiment (config/config.yaml)
 	PATH=$(CURDIR)/$(BIN):$$PATH snakemake --cores $(CORES)
 
-cpu-scale: setup  ## the paper's experiment shrunk to 2 CPU cores (config/cpu-scale.yaml overlay); prints its estimate first
-	PATH=$(CURDIR)/$(BIN):$$PATH python benchmarks/estimate_run.py --configfile config/config.yaml config/cpu-scale.yaml
-	PATH=$(CURDIR)/$(BIN):$$PATH snakemake --cores $(CORES) --configfile config/config.yaml config/cpu-scale.yaml
+cpu-scale: merge-shards  ## the paper's experiment shrunk to 2 CPU cores (config/cpu-scale.yaml overlay), continued from the committed shards; prints its estimate first
+	PATH=$(CURDIR)/$(BIN):$$PATH python benchmarks/estimate_run.py $(CPU_SCALE)
+	PATH=$(CURDIR)/$(BIN):$$PATH snakemake --cores $(CORES) $(CPU_SCALE)
+
+merge-shards: setup  ## merge the committed shards of the CPU-scale run (shards/cpu-scale/*.tar.gz) into its results
+	for a in shards/cpu-scale/*.tar.gz; do [ ! -e "$$a" ] || $(BIN)/python -m robustmvc results merge "$$a" \
+	  --results results/cpu-scale --reports $(PAGES) || exit 1; done
+cpu-scale-shard: PAGES = $(SHARD_PAGES)
+
+cpu-scale-shard: merge-shards  ## one machine's share of the CPU-scale run: SHARD_HOURS of it, then what it added as a new shard
+	-PATH=$(CURDIR)/$(BIN):$$PATH timeout --signal=INT --kill-after=10m $(SHARD_HOURS)h \
+	  snakemake --cores $(CORES) $(CPU_SCALE) --config report_dir=$(SHARD_PAGES) --rerun-incomplete
+	$(BIN)/python -m robustmvc results export shards/cpu-scale/$$(date -u +%Y%m%d-%H%M).tar.gz --new-only \
+	  --results results/cpu-scale --reports $(SHARD_PAGES)
 
 test: setup  ## the test suite (what CI runs): two workers of one thread each, a file to a worker (the demo DAG's tests share tests/test_demo_dag.py)
 	PATH=$(CURDIR)/$(BIN):$$PATH OMP_NUM_THREADS=1 python -m pytest -q -n 2 --dist loadfile

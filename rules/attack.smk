@@ -48,6 +48,9 @@ rule attack:
         RUN["benchmark"]
     wildcard_constraints:
         variant=variants.FITTED_PATTERN,
+    # a trained model's attacks before the next training: a run cut short (a shard's deadline) leaves whole
+    # (model, attacks) sets rather than trained models that no attack has read
+    priority: 1
     threads: TORCH_THREADS
     resources:
         **TORCH_RESOURCES,

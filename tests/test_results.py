@@ -135,3 +135,33 @@ def test_merge_lists_what_it_brought(tmp_path):
                                      fresh / "attacks/demo/comvc/gan-both/paper/seed0.png",
                                      fresh / "benchmarks/02_train/demo-comvc-seed0.tsv"}
     assert results.merged(res) == set()
+
+
+def test_a_shard_exports_only_what_it_added(tmp_path):
+    """`new_only`: what a merge brought is left out, unless something here rewrote it since."""
+    res, rep = finished_run(tmp_path / "a")
+    results.export(res, rep, tmp_path / "first.tar.gz")
+    here = tmp_path / "b"
+    res2, rep2 = here / "results", here / "reports" / "demo"
+    results.merge(tmp_path / "first.tar.gz", res2, rep2)
+    seed1 = res2 / RUN.replace("seed0", "seed1")
+    seed1.write_text(json.dumps(record("s1")))
+    (res2 / ATTACK).write_text(json.dumps(record("a1", machine="cpu B")))  # rerun here: its new record goes too
+    results.export(res2, rep2, tmp_path / "shard.tar.gz", new_only=True)
+    assert names(tmp_path / "shard.tar.gz") == sorted([f"results/{ATTACK}", f"results/{RUN.replace('seed0', 'seed1')}"])
+    results.export(res2, rep2, tmp_path / "whole.tar.gz")
+    assert len(names(tmp_path / "whole.tar.gz")) == len(names(tmp_path / "first.tar.gz")) + 1
+
+
+def test_a_merged_run_replaces_a_stale_page_of_it(tmp_path):
+    """A page left by an earlier rendering of the report gives way to the merged run's; merging twice still
+    changes nothing."""
+    res, rep = finished_run(tmp_path / "a")
+    results.export(res, rep, tmp_path / "run.tar.gz")
+    res2, rep2 = tmp_path / "b" / "results", tmp_path / "b" / "reports"
+    stale = rep2 / "02_train/demo-comvc-seed0.html"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("an old rendering")
+    results.merge(tmp_path / "run.tar.gz", res2, rep2)
+    assert stale.read_text() == (rep / "02_train/demo-comvc-seed0.html").read_text()
+    assert results.merge(tmp_path / "run.tar.gz", res2, rep2)["added"] == 0

@@ -240,7 +240,7 @@ def _results(args) -> None:
     from robustmvc import results
 
     if args.action == "export":
-        made = results.export(args.results, args.reports, args.archive)
+        made = results.export(args.results, args.reports, args.archive, new_only=args.new_only)
         print(f"wrote {args.archive}: {made['files']} files, {made['bytes'] / 1024:.0f} KiB")
     else:
         made = results.merge(args.archive, args.results, args.reports)
@@ -363,7 +363,9 @@ def parser() -> argparse.ArgumentParser:
         x.add_argument("archive", help="the .tar.gz to write or to merge")
         x.add_argument("--results", required=True, help="results directory of one experiment scale (results_dir)")
         x.add_argument("--reports", required=True, help="report directory of that scale (report_dir), e.g. reports/demo")
-        x.set_defaults(func=_results)
+        x.set_defaults(func=_results, new_only=False)
+    rs.choices["export"].add_argument("--new-only", action="store_true",
+                                      help="leave out what merges brought (a shard of a run split across machines)")
 
     k = sub.add_parser("notebook", help="execute a notebook with parameters and render it to HTML without code")
     k.add_argument("notebook", help="the notebook to run (notebooks/*.ipynb)")

@@ -9,7 +9,8 @@ stage aggregates (all.csv, the scorecard, its pages) stay behind: the DAG rebuil
 `export` writes them as one .tar.gz (paths relative to the results and report folders, under `results/`
 and `reports/`); `merge` adds an archive to a results folder. A run already there is kept as it is, so
 merging twice changes nothing; a run recorded with other settings under the same path is refused whole,
-before anything is written.
+before anything is written. A run spread over machines (`make cpu-scale-shard`) exports with `new_only`
+only what this machine added, so each committed shard holds its own runs once.
 
 A merged folder holds results without the checkpoints they came from. `kept_*` tell the DAG's input
 functions which jobs are finished that way: a merge brought their results (listed in merged.json), they
@@ -19,6 +20,7 @@ metadata in .snakemake/ fires no params or code trigger).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import tarfile
@@ -48,13 +50,16 @@ def _members(results: Path, reports: Path) -> dict[str, Path]:
     return dict(sorted(files.items()))
 
 
-def export(results: str | Path, reports: str | Path, archive: str | Path) -> dict:
-    """Write the results of the run in `results` (pages from `reports`) as one .tar.gz; returns
-    {"files": n, "bytes": archive size}."""
+def export(results: str | Path, reports: str | Path, archive: str | Path, new_only: bool = False) -> dict:
+    """Write the results of the run in `results` (pages from `reports`) as one .tar.gz, without what merges
+    brought there when `new_only`; returns {"files": n, "bytes": archive size}."""
     results, reports = Path(results), Path(reports)
     if not (results / "metrics").is_dir():
         raise ValueError(f"{results} holds no metrics folder; export the results folder a run wrote (results_dir)")
     members = _members(results, reports)
+    if new_only:  # what a merge brought and nothing here has rewritten since
+        brought = _brought(results)
+        members = {name: path for name, path in members.items() if brought.get(name) != _digest(path.read_bytes())}
     with atomic_path(archive) as tmp, tarfile.open(tmp, "w:gz") as tar:
         for name, path in members.items():
             info = tar.gettarinfo(str(path), arcname=name)
@@ -79,8 +84,10 @@ def _made(blob: bytes) -> str:
 
 
 def merge(archive: str | Path, results: str | Path, reports: str | Path) -> dict:
-    """Add the archive's files to `results` and `reports`: a file already there is kept; a result recorded
-    there with other settings than in the archive refuses the whole merge. Returns {"added": n, "kept": n}."""
+    """Add the archive's files to `results` and `reports`: a result already there is kept, and one recorded
+    there with other settings than in the archive refuses the whole merge. A page (or a file it links) that
+    differs from the archive's is replaced: it renders a run, and one left from an earlier rendering of the
+    report must not stand for the run merged now. Returns {"added": n, "kept": n}."""
     archive, results, reports = Path(archive), Path(results), Path(reports)
     roots = {"results": results, "reports": reports}
     incoming = {}
@@ -95,7 +102,7 @@ def merge(archive: str | Path, results: str | Path, reports: str | Path) -> dict
     added = []
     for (top, rel), blob in incoming.items():
         target = roots[top] / rel
-        if not target.exists():
+        if not target.exists() or (top == "reports" and target.read_bytes() != blob):
             added.append((target, blob))
             continue
         ours, theirs = _settings(target.read_bytes()), _settings(blob)
@@ -108,24 +115,37 @@ def merge(archive: str | Path, results: str | Path, reports: str | Path) -> dict
         target.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(target) as tmp:
             Path(tmp).write_bytes(blob)
-    before = {p.relative_to(results).as_posix() for p in merged(results)}
-    brought = before | {rel for top, rel in incoming if top == "results"}
+    before = _brought(results)
+    brought = before | {f"{top}/{rel}": _digest((roots[top] / rel).read_bytes()) for top, rel in incoming}
     if brought != before:
-        write_json(results / MERGED, {"files": sorted(brought)})
+        write_json(results / MERGED, {key: {n.partition("/")[2]: h for n, h in sorted(brought.items())
+                                            if n.startswith(f"{top}/")}
+                                      for key, top in (("files", "results"), ("pages", "reports"))})
     return {"added": len(added), "kept": len(incoming) - len(added)}
 
 
 # ---- what the DAG keeps of merged results
 
 
+def _digest(blob: bytes) -> str:
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _brought(results: Path) -> dict[str, str]:
+    """Archive name (`results/...`, `reports/...`) -> content hash of what merges brought into `results` and its
+    report folder (the hash of what is there after the merge: a file kept as it was is listed as it is)."""
+    try:
+        listed = json.loads((Path(results) / MERGED).read_text())
+    except FileNotFoundError:
+        return {}
+    return {f"{top}/{name}": h for key, top in (("files", "results"), ("pages", "reports"))
+            for name, h in listed[key].items()}
+
+
 def merged(results: str | Path) -> set[Path]:
     """The result files a merge brought into `results` (as `results / name`): only these are ever kept without
     their inputs, so a checkpoint deleted where it was made is rebuilt as before."""
-    try:
-        names = json.loads((Path(results) / MERGED).read_text())["files"]
-    except FileNotFoundError:
-        return set()
-    return {Path(results) / name for name in names}
+    return {Path(results) / name.partition("/")[2] for name in _brought(Path(results)) if name.startswith("results/")}
 
 
 def recorded(path: str | Path) -> dict | None:
