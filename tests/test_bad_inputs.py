@@ -5,6 +5,7 @@ unless -v), and must leave every existing file as it was (checksums before and a
 in-process (`cli.main`) on a tiny dataset; the few that need a real exit status run in a subprocess.
 """
 import hashlib
+import re
 import shutil
 import subprocess
 import sys
@@ -423,6 +424,18 @@ def test_snakemake_refuses_a_misspelt_model_before_any_job(tmp_path):
                     "--config", f"results_dir={tmp_path / 'r'}")
     assert run.returncode != 0
     assert "transfer.models" in run.stdout + run.stderr and "comvcc" in run.stdout + run.stderr
+
+
+def test_a_list_on_snakemakes_command_line_is_told_to_move_to_an_overlay(tmp_path):
+    """snakemake --config seeds=[0,1] hands the config ['0', '1']: the error says why and where lists go."""
+    from conftest import snakemake
+
+    run = snakemake("-n", "--cores", "1", "--configfile", "config/demo.yaml", "--config",
+                    f"results_dir={tmp_path / 'r'}", "seeds=[0,1]")
+    assert run.returncode != 0
+    out = run.stdout + run.stderr
+    assert re.search(r"seeds\.[01]: '[01]' is not of type 'integer'", out) and "put it in a YAML overlay" in out
+    assert not (tmp_path / "r").exists()
 
 
 

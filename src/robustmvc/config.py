@@ -88,7 +88,13 @@ def validate(cfg: dict, complete: bool = True, source: str = "the config") -> di
     if error is not None:
         key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
         problem, fix = f"{key}: {error.message}", "fix it (see config/schema.yaml)"
-        if isinstance(error.instance, str) and _is_number(error.instance):
+        numeric_text = isinstance(error.instance, str) and _is_number(error.instance)
+        in_list = bool(error.path) and isinstance(error.path[-1], int)
+        if numeric_text and in_list and "Snakemake" in source:
+            # snakemake's --config key=[0,1] reads every item of a list as a string (YAML's BaseLoader)
+            fix = ("a list written on snakemake's command line (--config key=[...]) arrives as strings: put it in "
+                   "a YAML overlay instead (--configfile config/demo.yaml my-overlay.yaml)")
+        elif numeric_text:
             fix = "write it as a number YAML reads as one, e.g. 1.0e-4 rather than 1e-4"
         elif error.validator == "pattern" and error.schema.get("description"):
             problem = f"{key} {error.instance!r} is not {error.schema['description']}"
