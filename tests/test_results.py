@@ -151,6 +151,11 @@ def test_a_shard_exports_only_what_it_added(tmp_path):
     assert names(tmp_path / "shard.tar.gz") == sorted([f"results/{ATTACK}", f"results/{RUN.replace('seed0', 'seed1')}"])
     results.export(res2, rep2, tmp_path / "whole.tar.gz")
     assert len(names(tmp_path / "whole.tar.gz")) == len(names(tmp_path / "first.tar.gz")) + 1
+    untouched = tmp_path / "c"
+    results.merge(tmp_path / "first.tar.gz", untouched / "results", untouched / "reports")
+    assert results.export(untouched / "results", untouched / "reports", tmp_path / "none.tar.gz", new_only=True) \
+        == {"files": 0, "bytes": 0}
+    assert not (tmp_path / "none.tar.gz").exists()
 
 
 def test_a_merged_run_replaces_a_stale_page_of_it(tmp_path):

@@ -241,7 +241,8 @@ def _results(args) -> None:
 
     if args.action == "export":
         made = results.export(args.results, args.reports, args.archive, new_only=args.new_only)
-        print(f"wrote {args.archive}: {made['files']} files, {made['bytes'] / 1024:.0f} KiB")
+        print(f"wrote {args.archive}: {made['files']} files, {made['bytes'] / 1024:.0f} KiB" if made["files"] else
+              f"nothing new in {args.results} since its merges: no archive written")
     else:
         made = results.merge(args.archive, args.results, args.reports)
         print(f"merged {args.archive} into {args.results}: {made['added']} files added, {made['kept']} already there kept")

@@ -52,7 +52,8 @@ def _members(results: Path, reports: Path) -> dict[str, Path]:
 
 def export(results: str | Path, reports: str | Path, archive: str | Path, new_only: bool = False) -> dict:
     """Write the results of the run in `results` (pages from `reports`) as one .tar.gz, without what merges
-    brought there when `new_only`; returns {"files": n, "bytes": archive size}."""
+    brought there when `new_only` (and no archive when that leaves nothing); returns {"files": n, "bytes":
+    archive size}."""
     results, reports = Path(results), Path(reports)
     if not (results / "metrics").is_dir():
         raise ValueError(f"{results} holds no metrics folder; export the results folder a run wrote (results_dir)")
@@ -60,6 +61,8 @@ def export(results: str | Path, reports: str | Path, archive: str | Path, new_on
     if new_only:  # what a merge brought and nothing here has rewritten since
         brought = _brought(results)
         members = {name: path for name, path in members.items() if brought.get(name) != _digest(path.read_bytes())}
+        if not members:  # a shard that finished nothing: no empty archive to commit
+            return {"files": 0, "bytes": 0}
     with atomic_path(archive) as tmp, tarfile.open(tmp, "w:gz") as tar:
         for name, path in members.items():
             info = tar.gettarinfo(str(path), arcname=name)
