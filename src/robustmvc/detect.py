@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sklearn.decomposition import PCA
-from sklearn.ensemble import IsolationForest
-from sklearn.metrics import roc_auc_score
 
 from robustmvc.models.blocks import batched_forward
 
@@ -41,6 +38,11 @@ def flat_inputs(views) -> np.ndarray:
 
 def fit(kind: str, train_features: np.ndarray, seed: int = 0):
     """A scorer `features -> anomaly scores` (higher = more anomalous) fitted on clean features."""
+    # scikit-learn here, not at module level: `runs` imports this module, and every training and attack job
+    # would pay ~2 s of CPU to load what only the detection jobs use (robustmvc.metrics says the same)
+    from sklearn.decomposition import PCA
+    from sklearn.ensemble import IsolationForest
+
     if space(kind) == "h":
         forest = IsolationForest(n_estimators=200, random_state=seed).fit(train_features)
         return lambda f: -forest.score_samples(f)
@@ -50,6 +52,8 @@ def fit(kind: str, train_features: np.ndarray, seed: int = 0):
 
 def auc(scorer, clean: np.ndarray, attacked: np.ndarray) -> float:
     """AUC of the scores at ranking attacked samples above clean ones."""
+    from sklearn.metrics import roc_auc_score  # as in `fit`
+
     scores = np.concatenate([scorer(clean), scorer(attacked)])
     truth = np.concatenate([np.zeros(len(clean)), np.ones(len(attacked))])
     return float(roc_auc_score(truth, scores))

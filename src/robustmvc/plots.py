@@ -12,10 +12,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from scipy.optimize import linear_sum_assignment  # noqa: E402
 
 from robustmvc import variants  # noqa: E402
 from robustmvc.files import atomic_path  # noqa: E402
+from robustmvc.metrics import best_assignment  # noqa: E402
 from robustmvc.tables import ABLATION, DATASET_ORDER, MODEL_ORDER, ablation_points, pair  # noqa: E402
 
 # One colour-blind-safe palette and marker set for the whole report (after Okabe & Ito and Paul Tol): a model
@@ -147,7 +147,7 @@ def cluster_to_class(labels: np.ndarray, pred: np.ndarray) -> dict[int, int]:
     """The best one-to-one map from cluster ids to classes (Hungarian, as ACC uses)."""
     classes, clusters = np.unique(labels), np.unique(pred)
     counts = np.array([[np.sum((pred == k) & (labels == c)) for c in classes] for k in clusters])
-    rows, cols = linear_sum_assignment(-counts)
+    rows, cols = best_assignment(counts)
     mapping = {int(clusters[r]): int(classes[c]) for r, c in zip(rows, cols)}
     return {int(k): mapping.get(int(k), -1) for k in clusters}
 

@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from sklearn.metrics import normalized_mutual_info_score
 from torch import nn
 
+from robustmvc.metrics import nmi
 from robustmvc.models import losses
 from robustmvc.models.blocks import ModelOutput, batched_forward, decoders, encoders, kmeans_labels
 
@@ -38,7 +38,7 @@ def nmi_weights(labels: list[torch.Tensor]) -> torch.Tensor:
     weights = torch.empty(n, n, dtype=torch.float64)
     for v in range(n):
         for w in range(n):
-            weights[v, w] = float(normalized_mutual_info_score(arrays[v], arrays[w]))
+            weights[v, w] = nmi(arrays[v], arrays[w])
     return weights.exp() - 1
 
 
