@@ -12,10 +12,17 @@ SHARD_HOURS ?= 2.5
 # where a shard renders its per-job pages: reports/cpu-scale is rendered whole once every shard is in
 SHARD_PAGES ?= results/cpu-scale/pages
 PAGES ?= reports/cpu-scale
+# make gpu-lease-plan / gpu-lease / gpu-scale: the claims at the paper's scale on a lent GPU (config/gpu-lease.yaml)
+GPU_SCALE := --configfile config/config.yaml config/gpu-lease.yaml
+LEASE := results/gpu-lease
+LEASE_MINUTES ?= 6
+LEASE_ARCHIVE ?= shards/gpu-scale/$$(date -u +%Y%m%d-%H%M).tar.gz
+FASHION ?= /usr/share/datasets/fashion-mnist
+MNIST_10K ?= ../shared/data/mnist-10k
 # The CPU wheel on machines that have it; on a GPU machine pip resolves the CUDA build of the same version.
 TORCH ?= torch==2.13.0
 
-.PHONY: setup demo reproduce cpu-scale merge-shards cpu-scale-shard test benchmark clean
+.PHONY: setup demo reproduce cpu-scale merge-shards cpu-scale-shard gpu-lease-inputs gpu-lease-plan gpu-lease gpu-scale test benchmark clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -46,6 +53,26 @@ cpu-scale-shard: merge-shards  ## one machine's share of the CPU-scale run: SHAR
 	  snakemake --cores $(CORES) $(CPU_SCALE) --config report_dir=$(SHARD_PAGES) --rerun-incomplete
 	$(BIN)/python -m robustmvc results export shards/cpu-scale/$$(date -u +%Y%m%d-%H%M).tar.gz --new-only \
 	  --results results/cpu-scale --reports $(SHARD_PAGES)
+
+gpu-lease-inputs:  # the raw files the lease's datasets are built from, where config/gpu-lease.yaml names them
+	mkdir -p $(LEASE)/raw/fashion-mnist $(LEASE)/raw/mnist-10k
+	cp $(FASHION)/*-ubyte.gz $(LEASE)/raw/fashion-mnist/
+	cp $(MNIST_10K)/*-ubyte.gz $(LEASE)/raw/mnist-10k/
+
+gpu-lease-plan: setup gpu-lease-inputs  ## before a GPU lease, here: the plan, its raw data and the committed lease shards in $(LEASE) (~35 MB; carry it)
+	rm -rf $(LEASE)/results
+	for a in shards/gpu-scale/*.tar.gz; do [ ! -e "$$a" ] || $(BIN)/python -m robustmvc results merge "$$a" \
+	  --results $(LEASE)/results --reports $(LEASE)/pages || exit 1; done
+	$(BIN)/python -m robustmvc lease plan $(GPU_SCALE) --out $(LEASE)/plan.json
+
+gpu-lease:  ## on the lent GPU (no venv, no Snakemake): run the plan for LEASE_MINUTES, what it finished to LEASE_ARCHIVE
+	PYTHONPATH=src python3 -m robustmvc lease run $(LEASE)/plan.json --results $(LEASE)/results \
+	  --minutes $(LEASE_MINUTES) --archive $(LEASE_ARCHIVE) --threads 8
+
+gpu-scale: setup gpu-lease-inputs  ## after the leases, here: merge shards/gpu-scale and render reports/gpu-scale on the CPU
+	for a in shards/gpu-scale/*.tar.gz; do [ ! -e "$$a" ] || $(BIN)/python -m robustmvc results merge "$$a" \
+	  --results results/gpu-scale --reports reports/gpu-scale || exit 1; done
+	PATH=$(CURDIR)/$(BIN):$$PATH snakemake --cores $(CORES) $(GPU_SCALE) --config device=cpu
 
 test: setup  ## the test suite (what CI runs): two workers of one thread each, a file to a worker (the demo DAG's tests share tests/test_demo_dag.py)
 	PATH=$(CURDIR)/$(BIN):$$PATH OMP_NUM_THREADS=1 python -m pytest -q -n 2 --dist loadfile

@@ -2,18 +2,7 @@
 
 
 def data_params(dataset):
-    entry, opts = config["datasets"][dataset], config["data"]
-    return {
-        "dataset": dataset,
-        "out": f"{R}/data/{dataset}.npz",
-        "raw_dir": entry["dir"] if dataset == "regdb" else entry["raw_dir"],
-        "max_samples": entry["max_samples"],
-        "views": entry["views"],
-        "n_identities": entry["n_identities"],
-        "seed": opts["seed"],
-        "pairing": opts["pairing"],
-        "cache_dir": opts["cache_dir"],
-    }
+    return {"dataset": dataset, "out": f"{R}/data/{dataset}.npz", **config_mod.data_job(config, dataset)}
 
 
 rule prepare_data:

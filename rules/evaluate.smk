@@ -8,6 +8,7 @@ EPS_SWEEP_METRICS = [
     attack_run(d, m, v, p, s)["metrics"]
     for d in SWEEP_DATASETS
     for m in EPS_SWEEP.get("models", MODELS)  # a default the schema cannot state: every model
+    if m in MODELS
     for v in (variants.name("gan", "both", e) for e in EPS_SWEEP["eps"])
     for p in attack_protocols(v)
     for s in attack_seeds(m, v)

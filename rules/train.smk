@@ -23,7 +23,7 @@ rule train:
     output:
         checkpoint=f"{R}/models/{{dataset}}/{{model}}/seed{{seed}}.pt",
         metrics=f"{R}/metrics/{{dataset}}/{{model}}/clean/seed{{seed}}.json",
-        html=f"{REPORTS}/02_train/{{dataset}}-{{model}}-seed{{seed}}.html",
+        html=train_page("{dataset}", "{model}", "{seed}"),
     log:
         notebook=f"{R}/notebooks/02_train/{{dataset}}-{{model}}-seed{{seed}}.ipynb",
     benchmark:

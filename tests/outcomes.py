@@ -18,13 +18,13 @@ from typing import Callable
 import numpy as np
 import torch
 
-from robustmvc import data, protocols, registry, train
+from robustmvc import config, data, protocols, registry, train
 from robustmvc.attacks import blackbox, embedding, gan, pgd, run
 from robustmvc.device import seed_everything, to_tensors
 from robustmvc.protocols import clean_scores as evaluate
 from robustmvc.metrics import accuracy, clustering_scores
 from robustmvc.models.blocks import ModelOutput
-from conftest import blob_views
+from conftest import FIXTURE_CONFIGS, LEFT_OUT_OF_FIXTURE, blob_views
 
 TRAIN = {"epochs": 10, "batch_size": 100, "lr": 1e-3}
 
@@ -229,6 +229,20 @@ def comvc_acc(seed):
     return evaluate(trained("comvc", 8, seed, epochs=6), *demo().part("eval"))["acc"]
 
 
+def fixture_baseline_acc(name: str) -> Callable[[int], float]:
+    """ACC of baseline `name` trained with the settings the demo DAG fixture gives it (config/demo.yaml with
+    tests/demo-fast.yaml: its width, epochs, pre-training) on the demo's train half, scored on the eval half."""
+    def measure(seed):
+        job = config.train_job(config.load(*FIXTURE_CONFIGS), name, "demo")
+        d = demo()
+        seed_everything(seed)
+        model = registry.build(name, d.view_shapes, d.n_clusters, **job["model"])
+        train.train(model, d.part("train")[0], {**job["training"], "seed": seed}, progress=False)
+        return evaluate(model, *d.part("eval"))["acc"]
+
+    return measure
+
+
 def bf16_acc(seed):
     return evaluate(trained("comvc", 8, seed, epochs=6, precision="bf16"), *demo().part("eval"))["acc"]
 
@@ -257,6 +271,8 @@ OUTCOMES = {o.name: o for o in [
     Outcome("alrdc-acc", "test_alrdc::test_alrdc_trains_with_the_trainer_and_clusters", "ACC", 0.6, True, alrdc_acc),
     Outcome("comvc-acc", "test_core_train::test_training_on_demo_lowers_loss_and_beats_chance", "ACC", 0.4, True,
             comvc_acc),
+    *(Outcome(f"baseline-acc-{name}", f"test_core_train::test_baseline_beats_chance_with_the_demo_settings[{name}]",
+              "ACC", 0.2, True, fixture_baseline_acc(name)) for name in LEFT_OUT_OF_FIXTURE),
     Outcome("bf16-acc", "test_precision::test_bf16_training_is_finite_and_clusters_like_fp32", "ACC", 0.4, True,
             bf16_acc),
     Outcome("bf16-gap", "test_precision::test_bf16_training_is_finite_and_clusters_like_fp32", "|bf16 - fp32| ACC",

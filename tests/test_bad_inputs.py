@@ -511,3 +511,17 @@ def test_snakemake_refuses_an_empty_results_dir_before_any_job(tmp_path):
     out = run.stdout + run.stderr
     assert run.returncode != 0 and "results_dir '' is not a folder of its own" in out
     assert "/data/demo.npz" not in out
+
+
+def test_a_model_set_to_false_is_left_out_and_true_is_refused(tmp_path):
+    """An overlay cannot delete a model the base config runs; false leaves it out. `true` names no settings:
+    one sentence says what a model entry takes."""
+    from robustmvc import config
+
+    cfg = config.load("config/demo.yaml")
+    cfg["models"].update(eamc=False, sem=False)
+    config.validate(cfg)
+    assert config.run_models(cfg) == [m for m in config.load("config/demo.yaml")["models"] if m not in ("eamc", "sem")]
+    cfg["models"]["sem"] = True
+    with pytest.raises(ValueError, match=r"models\.sem is true; .* false leaves it out"):
+        config.validate(cfg)

@@ -19,9 +19,10 @@ import pytest
 import torch
 import yaml
 
+from robustmvc import registry
 from robustmvc import results as portable
 from robustmvc.files import read_json
-from conftest import ABSOLUTE_PATH, ROOT, demo_configfiles, report_defects, snakemake
+from conftest import ABSOLUTE_PATH, FIXTURE_MODELS, ROOT, demo_configfiles, report_defects, snakemake, write_demo_configfiles
 
 pytestmark = pytest.mark.slow
 
@@ -111,17 +112,15 @@ def test_a_changed_setting_reruns_exactly_the_jobs_that_use_it(demo_run):
                     "evaluate": 1, "related": 1, "report_index": 1, "all": 1}
 
 
-BASELINES = ["eamc", "simvc", "comvc", "multivae", "aecoddc", "infoddc", "sem"]
-
-
-@pytest.mark.parametrize("name", BASELINES)
+@pytest.mark.parametrize("name", [m for m in FIXTURE_MODELS if registry.entry(m).family == "baseline"])
 def test_baseline_beats_chance_on_demo_digits(name, demo_run):
+    """The fixture's baselines; the demo's others: tests/test_core_train.py, with the same settings."""
     results, _ = demo_run
     scores = read_json(results / "metrics" / "demo" / name / "clean" / "seed0.json")["clean"]
-    assert scores["acc"] > 0.2, scores  # 10 classes: chance is ~0.1
+    # 10 classes: chance is ~0.1; the bound clears seeds 0-4 (tests/outcomes.py, comvc-acc: ACC 0.67-0.83)
+    assert scores["acc"] > 0.2, scores
     meta = torch.load(results / "models" / "demo" / name / "seed0.pt", weights_only=True)["meta"]
-    pretrain = int(meta["train"].get("pretrain_epochs") or 0) if name in ("aecoddc", "infoddc", "sem") else 0
-    assert len(meta["history"]) == int(meta["train"]["epochs"]) + pretrain
+    assert len(meta["history"]) == int(meta["train"]["epochs"]) + int(meta["train"].get("pretrain_epochs") or 0)
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -234,9 +233,9 @@ def test_a_fresh_folder_with_merged_results_plans_only_what_is_missing(demo_run,
     assert made["bytes"] < 5_000_000
     fresh, fresh_rep = tmp_path / "fresh" / "results", tmp_path / "fresh" / "reports" / "demo"
     fresh.mkdir(parents=True)
-    (fresh.parent / "fast over lay.yaml").write_text(Path(demo_configfiles(res)[1]).read_text())
+    write_demo_configfiles(fresh)
     before = planned(fresh, fresh_rep)
-    assert len(before["train"]) == 10 and "prepare_data" in before
+    assert len(before["train"]) == len(FIXTURE_MODELS) and "prepare_data" in before
     portable.merge(tmp_path / "demo.tar.gz", fresh, fresh_rep)
     same = planned(fresh, fresh_rep)
     assert sorted(same) == ["all", "evaluate", "related", "report_index"], same

@@ -109,7 +109,7 @@ FLOORS = {
     "robustmvc.attacks": 2,
     "robustmvc.defenses": 3,
     "robustmvc.registry": 4, "robustmvc.config": 4, "robustmvc.detect": 4,
-    "robustmvc.train": 4, "robustmvc.runs": 4, "robustmvc.stack": 4,
+    "robustmvc.train": 4, "robustmvc.runs": 4, "robustmvc.stack": 4, "robustmvc.lease": 4,
     "robustmvc.tables": 5, "robustmvc.plots": 5, "robustmvc.pages": 5, "robustmvc.claims": 5,
     "robustmvc.report": 6,
     "robustmvc.cli": 7, "robustmvc.__main__": 7,

@@ -248,6 +248,23 @@ def _results(args) -> None:
         print(f"merged {args.archive} into {args.results}: {made['added']} files added, {made['kept']} already there kept")
 
 
+def _lease(args) -> None:
+    from robustmvc import lease
+
+    if args.action == "plan":
+        from robustmvc import config
+
+        made = lease.write_plan(config.load(*args.configfile), args.out)
+        print(f"wrote {args.out}: {len(made['data'])} datasets, {sum(len(t['seeds']) for t in made['trainings'])} "
+              f"trainings, {len(made['attacks'])} attacks")
+    else:
+        done = lease.run(args.plan, args.minutes, args.archive, args.results, progress=args.verbose)
+        archive = (f"wrote {args.archive} ({done['archive']['files']} files, {done['archive']['bytes'] / 1024:.0f} KiB)"
+                   if done["archive"]["files"] else "nothing finished: no archive written")
+        print(f"{done['trained']} seeds trained and attacked in full, {done['attacked']} attacks, {done['left']} seeds "
+              f"left for another lease; {archive}")
+
+
 def parser() -> argparse.ArgumentParser:
     from robustmvc import data, variants
 
@@ -367,6 +384,21 @@ def parser() -> argparse.ArgumentParser:
         x.set_defaults(func=_results, new_only=False)
     rs.choices["export"].add_argument("--new-only", action="store_true",
                                       help="leave out what merges brought (a shard of a run split across machines)")
+
+    ls = sub.add_parser("lease", help="the claims on a lent machine without the workflow's tools: plan here, run "
+                                      "there, merge the archive here (robustmvc.lease)").add_subparsers(dest="action",
+                                                                                                  required=True)
+    lp = ls.add_parser("plan", help="resolve every training and paper attack the config's DAG runs into a JSON plan")
+    lp.add_argument("--configfile", nargs="+", required=True, help="the config and its overlays, as snakemake's")
+    lp.add_argument("--out", required=True, help="the plan (.json)")
+    lp.set_defaults(func=_lease)
+    lr = ls.add_parser("run", help="run a plan for some minutes; what it finished goes to one archive")
+    lr.add_argument("plan", help="the plan `lease plan` wrote")
+    lr.add_argument("--minutes", type=float, required=True, help="no training or attack starts after this many")
+    lr.add_argument("--archive", required=True, help="the .tar.gz of what this run finished (results export)")
+    lr.add_argument("--results", default=None, help="results directory (default: the plan's results_dir)")
+    lr.add_argument("--threads", type=int, default=None, help="torch threads")
+    lr.set_defaults(func=_lease)
 
     k = sub.add_parser("notebook", help="execute a notebook with parameters and render it to HTML without code")
     k.add_argument("notebook", help="the notebook to run (notebooks/*.ipynb)")

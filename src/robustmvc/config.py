@@ -127,7 +127,8 @@ def full_schema() -> dict:
         per_dataset = {"type": "object", "propertyNames": datasets,
                        "additionalProperties": {"type": ["object", "null"], "additionalProperties": False,
                                                 "properties": own}}
-        models["properties"][name] = {"type": ["object", "null"], "additionalProperties": False,
+        # false leaves the model out (`run_models`): an overlay cannot delete a key the base config sets
+        models["properties"][name] = {"type": ["object", "null", "boolean"], "additionalProperties": False,
                                       "properties": {**own, "per_dataset": per_dataset}}
     return schema
 
@@ -183,6 +184,10 @@ def check_model_names(cfg: dict, source: str = "the config") -> None:
         if unknown:
             raise ValueError(f"{source}: {dotted} names unknown model(s) {', '.join(map(str, unknown))}; "
                              f"known models: {', '.join(sorted(known))}")
+    switched = [m for m, entry in (cfg.get("models") or {}).items() if entry is True]
+    if switched:
+        raise ValueError(f"{source}: models.{switched[0]} is true; a model takes its settings (or nothing, for its "
+                         "defaults), and false leaves it out of the run")
     sensitivity = (cfg.get("sensitivity") or {}).get("model")
     if sensitivity is not None and sensitivity not in known:
         raise ValueError(f"{source}: sensitivity.model {sensitivity!r} is not a known model; "
@@ -257,6 +262,20 @@ def attack_job(cfg: dict, attack: str, dataset: str, **overrides) -> dict:
     from robustmvc.attacks.run import resolve_settings  # torch: only where attack settings are resolved
 
     return {"attack": attack, "settings": resolve_settings(attack, cfg, dataset, **overrides), **runtime(cfg)}
+
+
+def data_job(cfg: dict, dataset: str) -> dict:
+    """The keywords `data.build` makes `dataset` with, from a validated config: what the data notebook is given
+    and what a run made off the workflow (`robustmvc.lease`) builds the same file from."""
+    entry, opts = cfg["datasets"][dataset], cfg["data"]
+    return {"raw_dir": entry["dir"] if dataset == "regdb" else entry["raw_dir"], "max_samples": entry["max_samples"],
+            "views": entry["views"], "n_identities": entry["n_identities"], "seed": opts["seed"],
+            "pairing": opts["pairing"], "cache_dir": opts["cache_dir"]}
+
+
+def run_models(cfg: dict) -> list[str]:
+    """The models a config runs: those under `models`, less those an overlay set to false."""
+    return [name for name, entry in (cfg.get("models") or {}).items() if entry is not False]
 
 
 def resolve(cfg: dict, model: str, dataset: str | None = None) -> tuple[dict, dict]:

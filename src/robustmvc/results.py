@@ -16,7 +16,8 @@ A merged folder holds results without the checkpoints they came from. `kept_*` t
 functions which jobs are finished that way: a merge brought their results (listed in merged.json), they
 are recorded with the settings the config gives now, and what they were made from is gone. Such a job is
 given no inputs, so Snakemake plans it only if a result it must deliver is missing (a file without
-metadata in .snakemake/ fires no params or code trigger).
+metadata in .snakemake/ fires no params or code trigger). A kept job's page is not such a result: runs
+made off the workflow (`robustmvc.lease`) come without one, and the landing page links the pages there are.
 """
 from __future__ import annotations
 
@@ -162,7 +163,7 @@ def recorded(path: str | Path) -> dict | None:
 def kept(result: str | Path, settings: str, made_from: list, delivered: list = (), brought: set = frozenset()) -> bool:
     """Whether the job that wrote `result` is finished without what it was made from: a merge brought the file
     (`brought`: `merged`), it records the settings hash `settings`, the job's other outputs the DAG reads
-    (`delivered`: its page, its figure) are present, and some file of `made_from` (its checkpoint, data) is gone."""
+    (`delivered`: an attack's figure) are present, and some file of `made_from` (its checkpoint, data) is gone."""
     made = recorded(result) if Path(result) in brought else None
     return (bool(made) and made.get("settings") == settings and all(Path(p).exists() for p in delivered)
             and not all(Path(p).exists() for p in made_from))

@@ -20,13 +20,13 @@ import torch
 
 from robustmvc import config as config_mod
 from robustmvc import data as data_mod
-from robustmvc import detect, lineage, protocols, registry
+from robustmvc import detect, lineage, protocols, registry, stack
 from robustmvc.attacks import embedding, gan
 from robustmvc.attacks.run import AttackResult, check_attack_settings, run
 from robustmvc.attacks.transfer import transfer_scores
-from robustmvc.device import resolve_device, resolve_precision, seed_everything, to_tensors
+from robustmvc.device import resolve_device, resolve_precision, to_tensors
 from robustmvc.files import check_outputs, load_module_file, together, write_json
-from robustmvc.train import load_checkpoint, save_checkpoint, train
+from robustmvc.train import load_checkpoint, save_checkpoint
 
 
 def train_hash(model_name: str, job: dict, seed: int) -> str:
@@ -48,34 +48,54 @@ def train_run(data_path: str | Path, model_name: str, seed: int, checkpoint: str
 
     Returns a dict with the model, its settings, history, seconds and clean scores.
     """
+    return train_runs(data_path, model_name, [seed], [checkpoint], job, [metrics], progress)[0]
+
+
+def train_runs(data_path: str | Path, model_name: str, seeds: list[int], checkpoints: list, job: dict,
+               metrics: list | None = None, progress: bool = True) -> list[dict]:
+    """`train_run` for several seeds of one model in one call (`stack.train_seeds`: side by side on CUDA, one
+    after another elsewhere). Each seed's checkpoint and metrics are what its lone run writes; a stack's wall
+    and CPU seconds are shared out equally between its seeds, and their provenance says how many there were."""
+    metrics = metrics or [None] * len(seeds)
+    if not len(seeds) == len(checkpoints) == len(metrics):
+        raise ValueError(f"{len(seeds)} seeds, {len(checkpoints)} checkpoints and {len(metrics)} metrics files; "
+                         "give one of each per seed")
     ds = data_mod.load(data_path)
     dataset = ds.meta.get("dataset")
     config_mod.check_train_job(job, model_name)
-    settings, tcfg = dict(job["model"]), dict(job["training"], seed=seed)
+    settings = dict(job["model"])
     dev = resolve_device(job["device"], job["deterministic"])
     precision = resolve_precision(job["precision"], dev)
-    seed_everything(seed)
-    model = registry.build(model_name, ds.view_shapes, ds.n_clusters, **settings).to(dev)
-    made = {"data": lineage.of_data(ds), "settings": train_hash(model_name, job, seed)}
+    data_id = lineage.of_data(ds)
     start, cpu_start = time.perf_counter(), time.process_time()
-    history = train(model, ds.part("train")[0], tcfg, name=model_name, device=dev, progress=progress,
-                    precision=precision)
-    seconds = time.perf_counter() - start
-    where = lineage.provenance(dev, precision, seconds, time.process_time() - cpu_start)
-    save_checkpoint(checkpoint, model, {
-        "model": model_name, "settings": settings, "train": tcfg, "view_shapes": ds.view_shapes,
-        "n_clusters": ds.n_clusters, "dataset": dataset, "seed": seed, "history": history,
-        "train_seconds": seconds, "device": str(dev), "precision": precision, "lineage": made,
-        "provenance": where})
-    scores = protocols.clean_scores(model, *ds.part("eval"), device=dev)
-    if metrics:
-        write_json(metrics, {"dataset": dataset, "model": model_name, "seed": seed, "n_eval": int(len(ds.eval_idx)),
-                             "train_seconds": seconds, "device": str(dev), "precision": precision,
-                             "settings": settings, "train": tcfg, "clean": scores,
-                             "lineage": dict(made, checkpoint=lineage.file_hash(checkpoint)), "provenance": where})
-    return {"model": model, "dataset": dataset, "settings": settings, "train": tcfg, "history": history,
-            "seconds": seconds, "samples_per_second": len(ds.train_idx) * len(history) / seconds,
-            "device": dev, "clean": scores}
+    trained = stack.train_seeds(model_name, ds.view_shapes, ds.n_clusters, settings, ds.part("train")[0],
+                                dict(job["training"]), [int(s) for s in seeds], device=dev, progress=progress,
+                                precision=precision)
+    share = len(seeds)
+    seconds, cpu = (time.perf_counter() - start) / share, (time.process_time() - cpu_start) / share
+    where = lineage.provenance(dev, precision, seconds, cpu)
+    if share > 1:
+        where["seeds_in_job"] = share
+    out = []
+    for seed, (model, history), checkpoint, metrics_path in zip(seeds, trained, checkpoints, metrics):
+        seed, tcfg = int(seed), dict(job["training"], seed=int(seed))
+        made = {"data": data_id, "settings": train_hash(model_name, job, seed)}
+        save_checkpoint(checkpoint, model, {
+            "model": model_name, "settings": settings, "train": tcfg, "view_shapes": ds.view_shapes,
+            "n_clusters": ds.n_clusters, "dataset": dataset, "seed": seed, "history": history,
+            "train_seconds": seconds, "device": str(dev), "precision": precision, "lineage": made,
+            "provenance": where})
+        scores = protocols.clean_scores(model, *ds.part("eval"), device=dev)
+        if metrics_path:
+            write_json(metrics_path, {
+                "dataset": dataset, "model": model_name, "seed": seed, "n_eval": int(len(ds.eval_idx)),
+                "train_seconds": seconds, "device": str(dev), "precision": precision, "settings": settings,
+                "train": tcfg, "clean": scores, "lineage": dict(made, checkpoint=lineage.file_hash(checkpoint)),
+                "provenance": where})
+        out.append({"model": model, "dataset": dataset, "settings": settings, "train": tcfg, "history": history,
+                    "seconds": seconds, "samples_per_second": len(ds.train_idx) * len(history) / seconds,
+                    "device": dev, "clean": scores})
+    return out
 
 
 def collapse_record(result: AttackResult) -> dict:
