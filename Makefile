@@ -15,7 +15,7 @@ PAGES ?= reports/cpu-scale
 # make gpu-lease-plan / gpu-lease / gpu-scale: the claims at the paper's scale on a lent GPU (config/gpu-lease.yaml)
 GPU_SCALE := --configfile config/config.yaml config/gpu-lease.yaml
 LEASE := results/gpu-lease
-LEASE_MINUTES ?= 6
+LEASE_MINUTES ?= 4
 LEASE_ARCHIVE ?= shards/gpu-scale/$$(date -u +%Y%m%d-%H%M).tar.gz
 FASHION ?= /usr/share/datasets/fashion-mnist
 MNIST_10K ?= ../shared/data/mnist-10k

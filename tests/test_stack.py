@@ -312,3 +312,34 @@ def test_demo_metrics_at_the_end_agree_over_seeds(demo_data):
                              progress=False, mechanism="loop")
     acc = [[clean_scores(model, *demo_data.part("eval"))["acc"] for model, _ in runs] for runs in (stacked, lone)]
     assert abs(sum(acc[0]) - sum(acc[1])) / len(seeds) <= 0.05, acc
+
+
+def test_stacked_attack_files_write_each_seeds_lone_record(tmp_path, float64, monkeypatch):
+    """`runs.attack_seeds_files` as the lease runs it on CUDA (the paper's attack, seeds side by side, from files)
+    against the same call one seed at a time, in float64 (so no prediction can flip on rounding): every seed's
+    record, under both protocols, equals its lone one but for the timings and the stack's provenance."""
+    from robustmvc import config, runs
+    from robustmvc import data as data_mod
+    from robustmvc.attacks import run as attack_run
+
+    for module in (attack_run, protocols):  # the eval half's tensors, fitted on and scored
+        monkeypatch.setattr(module, "to_tensors", float64)
+    cfg = config.load(ROOT / "config" / "demo.yaml", ROOT / "tests" / "lease-rehearsal.yaml")
+    data = tmp_path / "demo.npz"
+    data_mod.save(data, data_mod.build("demo", max_samples=300))
+    seeds = [4, 9]
+    checkpoints = [tmp_path / f"seed{s}.pt" for s in seeds]
+    runs.train_runs(data, "comvc", seeds, checkpoints, config.train_job(cfg, "comvc", "demo"), progress=False)
+    for protocol in ("paper", "strict"):
+        jobs = [config.attack_job(cfg, "gan", "demo", protocol=protocol, seed=s, objective="both") for s in seeds]
+        made = {mechanism: runs.attack_seeds_files(data, checkpoints, [tmp_path / f"{mechanism}-{protocol}-{s}.json"
+                                                                        for s in seeds], jobs, progress=False,
+                                                   mechanism=mechanism)
+                for mechanism in ("stack", "loop")}
+        for stacked, lone in zip(made["stack"], made["loop"]):
+            assert stacked["provenance"]["seeds_in_job"] == 2
+            for key in ("clean", "attacked", "assignment_changed", "n_fit", "n_eval", "settings", "lineage",
+                        "cluster_sizes"):
+                assert stacked[key] == lone[key], (protocol, key)
+            assert abs(stacked["max_abs_perturbation"] - lone["max_abs_perturbation"]) < 1e-9
+            assert_histories_close(stacked["history"], lone["history"])

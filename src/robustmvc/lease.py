@@ -6,8 +6,8 @@ minutes and returns a few files. So the work is split in three:
 1. `plan` (here, where the config is read and checked): every job the DAG runs for the config, with its
    resolved settings: each dataset's build, each (dataset, model)'s training of all its seeds, and each
    seed's paper attack under every protocol. Written as one JSON file that travels with the tree.
-2. `run` (there): builds the datasets, trains every seed of a (dataset, model) in one job (side by side on
-   CUDA: `runs.train_runs`), attacks each seed, and writes every file where the DAG writes it, with the
+2. `run` (there): builds the datasets, trains every seed of a (dataset, model) in one job and attacks them
+   all at once under each protocol (side by side on CUDA: `runs.train_runs`, `runs.attack_seeds_files`), and writes every file where the DAG writes it, with the
    lineage the DAG records. It stops starting work at its deadline and exports what it finished as one
    archive (`results.export`, only what it added), so a second lease continues where the first stopped.
 3. Back here, `results.merge` brings the archive into the results folder, and the DAG, run with the same
@@ -139,19 +139,22 @@ def run(plan_path: str | Path, minutes: float, archive: str | Path, results_dir:
         elif trained:
             done["left"] += len(trained)
             continue
-        for seed in group["seeds"]:
-            if seed in stranded:
-                continue
-            for a in attacks[seed]:
-                if time.monotonic() >= deadline:
-                    break
-                metrics, examples = _attack_files(root, a)
-                start, cpu = time.monotonic(), time.process_time()
-                runs.attack_files(data, checkpoint[seed], metrics, a["job"], examples_out=examples, progress=progress)
-                wall = time.monotonic() - start
-                _benchmark(root, "03_attack", _attack_name(a), wall, time.process_time() - cpu)
-                done["attacked"] += 1
-                log(f"attacked {m} on {d} ({a['protocol']}, seed {seed}): {wall:.0f} s")
+        ready = [s for s in group["seeds"] if s not in stranded]
+        done["left"] += len(stranded)
+        for protocol in sorted({a["protocol"] for s in ready for a in attacks[s]}, key=_protocols(made).index):
+            if time.monotonic() >= deadline:
+                break
+            todo = [a for s in ready for a in attacks[s] if a["protocol"] == protocol]
+            start, cpu = time.monotonic(), time.process_time()
+            runs.attack_seeds_files(data, [checkpoint[a["seed"]] for a in todo], [_attack_files(root, a)[0] for a in todo],
+                                    [a["job"] for a in todo], examples_outs=[_attack_files(root, a)[1] for a in todo],
+                                    progress=progress)
+            wall = time.monotonic() - start
+            for a in todo:  # a stack's time shared out, as its provenance does
+                _benchmark(root, "03_attack", _attack_name(a), wall / len(todo), (time.process_time() - cpu) / len(todo))
+            done["attacked"] += len(todo)
+            log(f"attacked {m} on {d} ({protocol}), seeds {[a['seed'] for a in todo]}: {wall:.0f} s")
+        for seed in ready:
             unfinished = [a for a in attacks[seed] if not _done(_attack_files(root, a)[0], runs.attack_hash(a["job"]))]
             if seed in trained and unfinished:  # not a whole unit: none of it leaves
                 for path in [clean[seed], *(f for a in attacks[seed] for f in _attack_files(root, a)),
@@ -169,6 +172,11 @@ def _attack_files(root: Path, attack: dict) -> tuple[Path, Path]:
     """(metrics, examples figure) of an attack run of the plan, where the DAG writes them."""
     run_dir = f"{attack['dataset']}/{attack['model']}/{attack['variant']}/{attack['protocol']}/seed{attack['seed']}"
     return root / "metrics" / f"{run_dir}.json", root / "attacks" / f"{run_dir}.png"
+
+
+def _protocols(made: dict) -> list[str]:
+    """The plan's protocols, in the config's order."""
+    return list(dict.fromkeys(a["protocol"] for a in made["attacks"]))
 
 
 def _attack_name(attack: dict) -> str:

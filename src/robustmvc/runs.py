@@ -22,7 +22,7 @@ from robustmvc import config as config_mod
 from robustmvc import data as data_mod
 from robustmvc import detect, lineage, protocols, registry, stack
 from robustmvc.attacks import embedding, gan
-from robustmvc.attacks.run import AttackResult, check_attack_settings, run
+from robustmvc.attacks.run import AttackResult, check_attack_settings, finish, prepare, run
 from robustmvc.attacks.transfer import transfer_scores
 from robustmvc.device import resolve_device, resolve_precision, to_tensors
 from robustmvc.files import check_outputs, load_module_file, together, write_json
@@ -155,6 +155,59 @@ def attack_files(data: str | Path, checkpoint: str | Path, out: str | Path, job:
     check_outputs({"--out": (out, (".json",)), "--generator-out": (generator_out, (".pt",)),
                    "--examples-out": (examples_out, (".png", ".pdf", ".svg"))},
                   {"--data": data, "--checkpoint": checkpoint})
+    run_ = _attack_inputs(data, checkpoint, job)
+    start, cpu_start = time.perf_counter(), time.process_time()
+    result = run(run_["model"], *run_["ds"].part("eval"), run_["settings"], run_["attack"], run_["device"], progress,
+                 run_["precision"])
+    where = lineage.provenance(run_["device"], run_["precision"], time.perf_counter() - start,
+                               time.process_time() - cpu_start)
+    return _write_attack(run_, result, where, data, checkpoint, out, generator_out, examples_out, n_examples)
+
+
+def attack_seeds_files(data: str | Path, checkpoints: list, outs: list, jobs: list[dict], *,
+                       examples_outs: list | None = None, progress: bool = True, mechanism: str = "auto") -> list[dict]:
+    """`attack_files` of the paper's attack for several seeds of a model (job s attacks checkpoints[s]; the jobs
+    differ in their seed only), fitted side by side (`stack.fit_gan_seeds`) on CUDA, one after another
+    elsewhere (`mechanism` as `stack.train_seeds`'). Each seed's metrics are what its lone run writes, up to
+    the rounding of the batched kernels; the stack's time is shared out between its seeds."""
+    examples_outs = examples_outs or [None] * len(jobs)
+    if not len(checkpoints) == len(outs) == len(jobs) == len(examples_outs):
+        raise ValueError(f"{len(checkpoints)} checkpoints, {len(outs)} metrics files and {len(jobs)} jobs; give one of "
+                         "each per seed")
+    runs_ = [_attack_inputs(data, c, job) for c, job in zip(checkpoints, jobs)]
+    same = {config_mod.canonical({**r["settings"], "seed": 0}) for r in runs_}
+    if mechanism not in stack.MECHANISMS:
+        raise ValueError(f"mechanism {mechanism!r} is not one of {', '.join(stack.MECHANISMS)}")
+    if mechanism == "auto":
+        mechanism = "stack" if runs_[0]["device"].type == "cuda" else "loop"
+    if (mechanism == "loop" or len(jobs) == 1 or len(same) > 1 or {r["attack"] for r in runs_} != {"gan"}
+            or runs_[0]["settings"]["eval_every"]):  # a stack of attacks does not score while fitting
+        return [attack_files(data, c, o, job, examples_out=e, progress=progress)
+                for c, o, job, e in zip(checkpoints, outs, jobs, examples_outs)]
+    start, cpu_start = time.perf_counter(), time.process_time()
+    prepared = [prepare(r["model"], *r["ds"].part("eval"), r["settings"], r["device"]) for r in runs_]
+    seeds = [int(r["settings"]["seed"]) for r in runs_]
+    fitted = stack.fit_gan_seeds([r["model"] for r in runs_], prepared[0][1], runs_[0]["settings"], seeds,
+                                 positions=[p[3] for p in prepared], progress=progress, name="gan",
+                                 precision=runs_[0]["precision"])
+    results = []
+    for r, (_, x, labels, fit_pos, score_pos), (perturber, history) in zip(runs_, prepared, fitted):
+        scored = [v[torch.as_tensor(score_pos, device=x[0].device)] for v in x]
+        with torch.no_grad():
+            adv = perturber.perturb(scored)
+        results.append(finish(r["model"], "gan", r["settings"], labels, scored, adv, score_pos, fit_pos, history,
+                              0.0, perturber))
+    share = len(jobs)
+    where = lineage.provenance(runs_[0]["device"], runs_[0]["precision"], (time.perf_counter() - start) / share,
+                               (time.process_time() - cpu_start) / share)
+    where["seeds_in_job"] = share
+    return [_write_attack(r, result, where, data, c, o, None, e, 5)
+            for r, result, c, o, e in zip(runs_, results, checkpoints, outs, examples_outs)]
+
+
+def _attack_inputs(data, checkpoint, job: dict) -> dict:
+    """An attack job's inputs, read and checked against each other: the settings, device and precision it
+    resolves to, the dataset, the target model and its meta, and the lineage its record starts from."""
     missing = [k for k in ("attack", "settings", *config_mod.RUNTIME_KEYS) if k not in job]
     if missing:
         raise ValueError(f"the attack settings lack {', '.join(missing)}; pass every setting "
@@ -162,7 +215,6 @@ def attack_files(data: str | Path, checkpoint: str | Path, out: str | Path, job:
     attack = job["attack"]
     settings = check_attack_settings(attack, job["settings"])
     dev = resolve_device(job["device"], job["deterministic"])
-    precision = resolve_precision(job["precision"], dev)
     ds = data_mod.load(data)
     model, meta = load_checkpoint(checkpoint, dev)
     if [list(s) for s in ds.view_shapes] != [list(s) for s in meta["view_shapes"]]:
@@ -171,16 +223,19 @@ def attack_files(data: str | Path, checkpoint: str | Path, out: str | Path, job:
     data_id = lineage.of_data(ds)
     lineage.check_data((meta.get("lineage") or {}).get("data"), data_id, checkpoint, data,
                        f"attack it on the dataset file it was trained on, or retrain it on {lineage.shown(data)}")
-    dataset = ds.meta.get("dataset") or meta.get("dataset")
-    made = {"data": data_id, "checkpoint": lineage.file_hash(checkpoint),
-            "settings": attack_hash(job)}
-    views, labels = ds.part("eval")
-    start, cpu_start = time.perf_counter(), time.process_time()
-    result = run(model, views, labels, settings, attack, dev, progress, precision)
-    where = lineage.provenance(dev, precision, time.perf_counter() - start, time.process_time() - cpu_start)
+    return {"attack": attack, "settings": settings, "device": dev, "precision": resolve_precision(job["precision"], dev),
+            "ds": ds, "model": model, "meta": meta,
+            "made": {"data": data_id, "checkpoint": lineage.file_hash(checkpoint), "settings": attack_hash(job)}}
+
+
+def _write_attack(run_: dict, result: AttackResult, where: dict, data, checkpoint, out, generator_out, examples_out,
+                  n_examples: int) -> dict:
+    """The metrics JSON of an attack run (and its attacker and examples figure, when asked), written together."""
+    attack, settings, meta, made, dev = run_["attack"], run_["settings"], run_["meta"], run_["made"], run_["device"]
+    dataset = run_["ds"].meta.get("dataset") or meta.get("dataset")
     record = {"dataset": dataset, "model": meta["model"], "seed": meta.get("seed"), "attack": attack,
               "data": lineage.shown(data), "checkpoint": lineage.shown(checkpoint), "device": str(dev),
-              "precision": precision, "protocol": settings["protocol"], "n_fit": int(len(result.fit_positions)),
+              "precision": run_["precision"], "protocol": settings["protocol"], "n_fit": int(len(result.fit_positions)),
               "n_eval": int(len(result.score_positions)), "settings": settings, "lineage": made, "provenance": where}
     record.update(result.summary())
     record.update(collapse_record(result))

@@ -140,6 +140,18 @@ SETTINGS = {"gan": (gan.DEFAULTS, "attack", gan.check_settings), "pgd": (pgd.DEF
             "embedding": (embedding.DEFAULTS, "embedding_attack", embedding.check_settings)}
 
 
+def prepare(model: torch.nn.Module, views, labels, settings: dict, device: torch.device | None = None):
+    """What an attack run starts from: the model on `device`, the seed set, the eval half as tensors and the
+    protocol's split of it. Returns (device, tensors, labels, fit positions, score positions)."""
+    device = device or next(model.parameters()).device
+    model.to(device)
+    seed_everything(int(settings["seed"]))
+    labels = np.asarray(labels)
+    fit_pos, score_pos = protocols.split(len(labels), settings["protocol"], settings["heldout_fraction"],
+                                         int(settings["seed"]))
+    return device, to_tensors(views, device), labels, fit_pos, score_pos
+
+
 def run(model: torch.nn.Module, views, labels, settings: dict, attack: str = "gan",
         device: torch.device | None = None, progress: bool = True, precision: str = "fp32") -> AttackResult:
     """Attack `model` on the evaluation samples `views` (numpy arrays or tensors) with `labels`.
@@ -148,18 +160,11 @@ def run(model: torch.nn.Module, views, labels, settings: dict, attack: str = "ga
     where it is) and left unchanged. `precision` applies while the attacker fits or searches;
     predictions are scored in fp32.
     """
-    device = device or next(model.parameters()).device
-    model.to(device)
     s = settings
-    seed_everything(int(s["seed"]))
-    labels = np.asarray(labels)
-    x = to_tensors(views, device)
-    fit_pos, score_pos = protocols.split(len(labels), s["protocol"], s["heldout_fraction"], int(s["seed"]))
+    device, x, labels, fit_pos, score_pos = prepare(model, views, labels, s, device)
     score_idx = torch.as_tensor(score_pos, device=device)
     scored = [v[score_idx] for v in x]
     batchnorm = protocols.batchnorm_of(s)
-    # batch statistics: scored in shuffled batches of the attack's batch size, as the public code's loader
-    chunk = int(s["batch_size"]) if batchnorm == "batch" else None
     history: list[dict] = []
     perturber = queries = h_clean = h_adv = pred_clean = pred_adv = None
     fit_views = [v[torch.as_tensor(fit_pos, device=device)] for v in x]
@@ -186,10 +191,22 @@ def run(model: torch.nn.Module, views, labels, settings: dict, attack: str = "ga
     else:
         raise ValueError(f"unknown attack {attack!r}; choose one of {', '.join(ATTACKS)}")
     seconds = time.perf_counter() - start
+    return finish(model, attack, s, labels, scored, adv, score_pos, fit_pos, history, seconds, perturber,
+                  queries=queries, h=(h_clean, h_adv), pred=(pred_clean, pred_adv))
+
+
+def finish(model, attack: str, s: dict, labels, scored, adv, score_pos, fit_pos, history, seconds, perturber,
+           queries=None, h=(None, None), pred=(None, None)) -> AttackResult:
+    """Score the attacked samples `adv` of the scored ones against the clean ones (unless the attack scored
+    them itself: `pred`) under the protocol's BatchNorm mode: in the paper's, in shuffled batches of the
+    attack's batch size, as the public code's loader."""
+    pred_clean, pred_adv = pred
     if pred_adv is None:
+        batchnorm = protocols.batchnorm_of(s)
+        chunk = int(s["batch_size"]) if batchnorm == "batch" else None
         with protocols.frozen_target(model, batchnorm), torch.no_grad():
             pred_clean = protocols.predict(model, scored, chunk, int(s["seed"])).cpu().numpy()
             pred_adv = protocols.predict(model, adv, chunk, int(s["seed"]) + 1).cpu().numpy()
     return AttackResult(attack, dict(s), labels[score_pos], pred_clean, pred_adv,
                         [v.cpu().numpy() for v in scored], [v.cpu().numpy() for v in adv],
-                        score_pos, fit_pos, history, seconds, perturber, queries, h_clean, h_adv)
+                        score_pos, fit_pos, history, seconds, perturber, queries, *h)
