@@ -424,9 +424,10 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
-        from robustmvc.device import set_threads
+        if getattr(args, "threads", None) is not None:  # torch only for the commands that run it (~2 s of CPU)
+            from robustmvc.device import set_threads
 
-        set_threads(getattr(args, "threads", None))
+            set_threads(args.threads)
         args.func(args)
     except (OSError, ValueError, RuntimeError, ArithmeticError) as err:
         if args.verbose:
