@@ -174,7 +174,9 @@ def attack_seeds_files(data: str | Path, checkpoints: list, outs: list, jobs: li
     if not len(checkpoints) == len(outs) == len(jobs) == len(examples_outs):
         raise ValueError(f"{len(checkpoints)} checkpoints, {len(outs)} metrics files and {len(jobs)} jobs; give one of "
                          "each per seed")
-    runs_ = [_attack_inputs(data, c, job) for c, job in zip(checkpoints, jobs)]
+    first = _attack_inputs(data, checkpoints[0], jobs[0])  # the dataset read and hashed once for every seed
+    runs_ = [first] + [_attack_inputs(data, c, job, (first["ds"], first["made"]["data"]))
+                       for c, job in zip(checkpoints[1:], jobs[1:])]
     same = {config_mod.canonical({**r["settings"], "seed": 0}) for r in runs_}
     if mechanism not in stack.MECHANISMS:
         raise ValueError(f"mechanism {mechanism!r} is not one of {', '.join(stack.MECHANISMS)}")
@@ -185,7 +187,9 @@ def attack_seeds_files(data: str | Path, checkpoints: list, outs: list, jobs: li
         return [attack_files(data, c, o, job, examples_out=e, progress=progress)
                 for c, o, job, e in zip(checkpoints, outs, jobs, examples_outs)]
     start, cpu_start = time.perf_counter(), time.process_time()
-    prepared = [prepare(r["model"], *r["ds"].part("eval"), r["settings"], r["device"]) for r in runs_]
+    prepared = [prepare(runs_[0]["model"], *first["ds"].part("eval"), runs_[0]["settings"], runs_[0]["device"])]
+    prepared += [prepare(r["model"], prepared[0][1], prepared[0][2], r["settings"], r["device"])  # tensors made once
+                 for r in runs_[1:]]
     seeds = [int(r["settings"]["seed"]) for r in runs_]
     fitted = stack.fit_gan_seeds([r["model"] for r in runs_], prepared[0][1], runs_[0]["settings"], seeds,
                                  positions=[p[3] for p in prepared], progress=progress, name="gan",
@@ -205,9 +209,10 @@ def attack_seeds_files(data: str | Path, checkpoints: list, outs: list, jobs: li
             for r, result, c, o, e in zip(runs_, results, checkpoints, outs, examples_outs)]
 
 
-def _attack_inputs(data, checkpoint, job: dict) -> dict:
+def _attack_inputs(data, checkpoint, job: dict, loaded: tuple | None = None) -> dict:
     """An attack job's inputs, read and checked against each other: the settings, device and precision it
-    resolves to, the dataset, the target model and its meta, and the lineage its record starts from."""
+    resolves to, the dataset, the target model and its meta, and the lineage its record starts from.
+    `loaded`: the dataset and its lineage hash, when a stack of seeds has read them once already."""
     missing = [k for k in ("attack", "settings", *config_mod.RUNTIME_KEYS) if k not in job]
     if missing:
         raise ValueError(f"the attack settings lack {', '.join(missing)}; pass every setting "
@@ -215,12 +220,12 @@ def _attack_inputs(data, checkpoint, job: dict) -> dict:
     attack = job["attack"]
     settings = check_attack_settings(attack, job["settings"])
     dev = resolve_device(job["device"], job["deterministic"])
-    ds = data_mod.load(data)
+    ds = loaded[0] if loaded else data_mod.load(data)
     model, meta = load_checkpoint(checkpoint, dev)
     if [list(s) for s in ds.view_shapes] != [list(s) for s in meta["view_shapes"]]:
         raise ValueError(f"{checkpoint} was trained on views {meta['view_shapes']}, {data} has "
                          f"{ds.view_shapes}; attack it on the dataset it was trained on")
-    data_id = lineage.of_data(ds)
+    data_id = loaded[1] if loaded else lineage.of_data(ds)
     lineage.check_data((meta.get("lineage") or {}).get("data"), data_id, checkpoint, data,
                        f"attack it on the dataset file it was trained on, or retrain it on {lineage.shown(data)}")
     return {"attack": attack, "settings": settings, "device": dev, "precision": resolve_precision(job["precision"], dev),
