@@ -65,6 +65,25 @@ def test_figures_of_every_model_and_dataset_fit_the_page():
         assert _width(fig) <= plots.PAGE_WIDTH_PX, f"the {name} figure is wider than the page"
 
 
+@pytest.mark.parametrize("n_views", [2, 3])
+def test_attack_examples_fit_the_page_with_a_row_per_misclustered_sample(tmp_path, n_views):
+    """Two views (NoisyMNIST) or three (PatchedMNIST): six or nine panels a row, one row per sample drawn."""
+    import types
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(4), 10)
+    clean = [rng.random((40, 1, 28, 28)) for _ in range(n_views)]
+    result = types.SimpleNamespace(labels=labels, pred_clean=labels, pred_adv=(labels + 1) % 4, clean_views=clean,
+                                   adv_views=[np.clip(c + rng.uniform(-0.2, 0.2, c.shape), 0, 1) for c in clean])
+    drawn = plots.attack_examples(result, tmp_path / "examples.png", n=3)
+    assert len(drawn) == 3 and len({int(labels[i]) for i in drawn}) == 3  # one sample per class first
+    with Image.open(tmp_path / "examples.png") as image:
+        assert image.size[0] <= plots.PAGE_WIDTH_PX
+    unchanged = types.SimpleNamespace(**{**vars(result), "pred_adv": labels})
+    assert plots.attack_examples(unchanged, tmp_path / "none.png") == []
+    assert (tmp_path / "none.png").stat().st_size > 0
+
+
 def test_transfer_colour_scale_comes_from_the_data():
     transfer = pd.DataFrame([{"dataset": "noisymnist", "protocol": "paper", "surrogate": s, "target": t, "pre_acc": 0.8,
                               "post_acc": 0.7, "drop": d, "seeds": 1}
