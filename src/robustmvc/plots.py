@@ -192,7 +192,7 @@ def attack_examples(result, out: str | Path, n: int = 5, title: str | None = Non
     deltas = [a - c for a, c in zip(result.adv_views, result.clean_views)]
     limit = max(max(float(np.abs(d).max()) for d in deltas), 1e-6)
     rows, cols = max(len(idx), 1), 3 * n_views
-    # a fixed grid (inches), not constrained layout: the layout engine measured 1.5 of the figure's 3 s of CPU,
+    # a fixed grid (inches), not constrained layout: the layout engine measured 1.5-2 of the figure's ~3.8 s of CPU,
     # paid by every attack job; the margins hold the row labels, the titles and the colour bar
     left, right, top, bottom, gap = 0.75, 1.2, 0.7, 0.15, 0.15
     panel = min(1.4, (PAGE_WIDTH_IN - left - (cols - 1) * gap) / cols)  # three views' nine panels fit too

@@ -187,7 +187,7 @@ def attack_seeds_files(data: str | Path, checkpoints: list, outs: list, jobs: li
         return [attack_files(data, c, o, job, examples_out=e, progress=progress)
                 for c, o, job, e in zip(checkpoints, outs, jobs, examples_outs)]
     start, cpu_start = time.perf_counter(), time.process_time()
-    prepared = [prepare(runs_[0]["model"], *first["ds"].part("eval"), runs_[0]["settings"], runs_[0]["device"])]
+    prepared = [prepare(first["model"], *first["ds"].part("eval"), first["settings"], first["device"])]
     prepared += [prepare(r["model"], prepared[0][1], prepared[0][2], r["settings"], r["device"])  # tensors made once
                  for r in runs_[1:]]
     seeds = [int(r["settings"]["seed"]) for r in runs_]
