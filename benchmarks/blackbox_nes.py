@@ -4,10 +4,10 @@ on the demo CoMVC (width 16, training seed 0): the numbers behind benchmarks/bla
     OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/blackbox_nes.py '{"protocol": "strict", "epochs": 2}' \
         --seeds 0,1,2 [--gradients exact,nes]
 
-The JSON overrides blackbox.DEFAULTS (eps is 0.3). Per epoch it prints the ACC under the fitted generators,
-under untrained generators rescaled per sample and view to the fitted perturbations' L2 norm (same size,
-untrained direction), that norm (view 1) and the epoch's mean A. The target is scored as the protocol fits
-it: BatchNorm on running statistics (strict) or on the statistics of shuffled batches of 100 (paper).
+The JSON overrides the black-box attack's defaults (robustmvc.attack_settings; eps is 0.3). Per epoch it prints the
+ACC under the fitted generators, under untrained generators rescaled per sample and view to the fitted perturbations'
+L2 norm (same size, untrained direction), that norm (view 1) and the epoch's mean A. The target is scored as the
+protocol fits it: BatchNorm on running statistics (strict) or on the statistics of shuffled batches of 100 (paper).
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import outcomes  # noqa: E402  (tests/ is not a package)
-from robustmvc import protocols  # noqa: E402
+from robustmvc import attack_settings, protocols  # noqa: E402
 from robustmvc.attacks import blackbox, gan  # noqa: E402
 from robustmvc.loop import run_epochs  # noqa: E402
 from robustmvc.metrics import clustering_scores  # noqa: E402
@@ -29,12 +29,13 @@ from robustmvc.metrics import clustering_scores  # noqa: E402
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("settings", nargs="?", default="{}", help="JSON overrides of blackbox.DEFAULTS")
+    parser.add_argument("settings", nargs="?", default="{}",
+                        help="JSON overrides of the black-box attack's defaults (robustmvc.attack_settings)")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--gradients", default="exact,nes")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    s = blackbox.check_settings({"eps": 0.3, **json.loads(args.settings)})
+    s = attack_settings.check_blackbox({"eps": 0.3, **json.loads(args.settings)})
     model = outcomes.trained("comvc", 16, 0)
     x, labels = outcomes.eval_half()
     batchnorm = protocols.batchnorm_of(s)

@@ -19,6 +19,7 @@ import torch
 import yaml
 
 from robustmvc import registry
+from robustmvc.adam import Adam
 from robustmvc.device import resolve_device, resolve_precision, set_precision, set_threads
 
 
@@ -44,7 +45,7 @@ def main() -> None:
     model = registry.build(args.model, [(1, 28, 28)] * args.views, 10, encoder_width=args.width, **settings)
     model = set_precision(model.to(device).train(), precision)
     opts = (model.make_optimizers(1e-3) if hasattr(model, "make_optimizers")
-            else {"adam": torch.optim.Adam(model.parameters(), lr=1e-3)})
+            else {"adam": Adam(model.parameters(), lr=1e-3)})
     views = [torch.rand(args.batch_size, 1, 28, 28, device=device) for _ in range(args.views)]
 
     def step():

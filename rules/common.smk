@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 from robustmvc import config as config_mod
 from robustmvc import results as results_mod
-from robustmvc import runs, variants
+from robustmvc import lineage, variants
 
 PY = shlex.quote(sys.executable)  # the interpreter snakemake runs in, so tools need not be on PATH
 R = config["results_dir"]
@@ -167,7 +167,7 @@ def unless_kept(kept, inputs):
 def train_kept(dataset, model, seed):
     return results_mod.kept(
         f"{R}/metrics/{dataset}/{model}/clean/seed{seed}.json",
-        runs.train_hash(model, train_settings(model, dataset), int(seed)),
+        lineage.train_hash(model, train_settings(model, dataset), int(seed)),
         made_from=[f"{R}/models/{dataset}/{model}/seed{seed}.pt"],
         brought=MERGED,
     )
@@ -177,9 +177,9 @@ def attack_kept(dataset, model, variant, protocol, seed):
     run = attack_run(dataset, model, variant, protocol, seed)
     return results_mod.kept_attack(
         run["metrics"],
-        runs.attack_hash(attack_settings(dataset, variant, protocol, seed)),
+        lineage.attack_hash(attack_settings(dataset, variant, protocol, seed)),
         clean=f"{R}/metrics/{dataset}/{model}/clean/seed{seed}.json",
-        train_settings=runs.train_hash(model, train_settings(model, dataset), int(seed)),
+        train_settings=lineage.train_hash(model, train_settings(model, dataset), int(seed)),
         made_from=[f"{R}/models/{dataset}/{model}/seed{seed}.pt"],
         delivered=[run["examples"]],
         brought=MERGED,

@@ -43,7 +43,7 @@ def sensitivity_kept(dataset, lam, gam, kl, seed):
     training settings is not retrained)."""
     w = SimpleNamespace(dataset=dataset, lam=lam, gam=gam, kl=kl, seed=seed)
     point = f"{R}/sensitivity/{dataset}/lambda{lam}-gamma{gam}-kl{kl}/seed{seed}"
-    return results_mod.kept(f"{point}.json", runs.attack_hash(sensitivity_settings(w)[1]), [f"{point}.pt"], brought=MERGED)
+    return results_mod.kept(f"{point}.json", lineage.attack_hash(sensitivity_settings(w)[1]), [f"{point}.pt"], brought=MERGED)
 
 
 rule sensitivity_point:

@@ -18,12 +18,12 @@ from typing import Callable
 import numpy as np
 import torch
 
-from robustmvc import config, data, protocols, registry, train
+from robustmvc import attack_settings, config, data, protocols, registry, train
 from robustmvc.attacks import blackbox, embedding, gan, pgd, run
 from robustmvc.device import seed_everything, to_tensors
-from robustmvc.protocols import clean_scores as evaluate
 from robustmvc.metrics import accuracy, clustering_scores
 from robustmvc.models.blocks import ModelOutput
+from robustmvc.protocols import clean_scores as evaluate
 from conftest import FIXTURE_CONFIGS, LEFT_OUT_OF_FIXTURE, blob_views
 
 TRAIN = {"epochs": 10, "batch_size": 100, "lr": 1e-3}
@@ -110,8 +110,8 @@ def blackbox_run(seed: int) -> dict:
     nes = blackbox.fit(model, x, dict(s, gradient="nes"), progress=False)[0].perturb(x)
     exact = blackbox.fit(model, x, dict(s, gradient="exact"), progress=False)[0].perturb(x)
     torch.manual_seed(seed)
-    fresh = gan.Perturber(demo().view_shapes, s["eps"], blackbox.DEFAULTS["init_std"],
-                          blackbox.DEFAULTS["residual_blocks"]).eval().perturb(x)
+    fresh = gan.Perturber(demo().view_shapes, s["eps"], attack_settings.DEFAULTS["blackbox"]["init_std"],
+                          attack_settings.DEFAULTS["blackbox"]["residual_blocks"]).eval().perturb(x)
     return {"clean": running_acc(model, x, labels), "nes": running_acc(model, nes, labels),
             "exact": running_acc(model, exact, labels),
             "noise": running_acc(model, norm_matched(fresh, nes, x, s["eps"]), labels)}
@@ -146,7 +146,7 @@ def linear_target_gain(gradient: str) -> Callable[[int], float]:
         torch.manual_seed(1 + seed)
         model = LinearSoftmax([28 * 28, 28 * 28], k=3)  # an untrained CoMVC's assignments hardly move at all
         views = to_tensors(blob_views(40, 3, seed)[0], "cpu")
-        s = blackbox.check_settings({"eps": 0.2, "epochs": 4, "batch_size": 20, "gradient": gradient,
+        s = attack_settings.check_blackbox({"eps": 0.2, "epochs": 4, "batch_size": 20, "gradient": gradient,
                                      "residual_blocks": 1, "seed": seed})
         torch.manual_seed(s["seed"])
         fresh = gan.Perturber([(1, 28, 28)] * 2, 0.2, s["init_std"], 1).eval()
@@ -165,7 +165,7 @@ def linear_target_gain(gradient: str) -> Callable[[int], float]:
 def gan_run(seed: int):
     """`run.run` of the paper's attack (2 epochs, eps 0.3, strict protocol, attack seed `seed`) on the demo
     CoMVC (width 16, training seed 0)."""
-    s = run.resolve_settings("gan", {}, "demo", eps=0.3, epochs=2, protocol="strict", seed=seed)
+    s = attack_settings.resolve_settings("gan", {}, "demo", eps=0.3, epochs=2, protocol="strict", seed=seed)
     return run.run(trained("comvc", 16, 0), *demo().part("eval"), s, progress=False)
 
 

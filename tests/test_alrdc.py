@@ -4,10 +4,10 @@ import math
 import pytest
 import torch
 
-from robustmvc import registry, train
-from robustmvc.device import seed_everything
+from robustmvc import attack_settings, registry, train
 from robustmvc.attacks import embedding
 from robustmvc.defenses.alrdc import mutual_information
+from robustmvc.device import seed_everything
 from robustmvc.metrics import accuracy
 from outcomes import OUTCOMES, decide, trained
 
@@ -87,13 +87,13 @@ def test_mutual_information_against_a_direct_computation():
 
 
 def test_settings_are_checked():
-    assert embedding.check_settings({})["bound"] == embedding.DEFAULTS["bound"]
+    assert attack_settings.check_embedding({})["bound"] == attack_settings.DEFAULTS["embedding"]["bound"]
     with pytest.raises(ValueError, match="unknown embedding attack settings"):
-        embedding.check_settings({"eps": 0.3})
+        attack_settings.check_embedding({"eps": 0.3})
     with pytest.raises(ValueError, match="bound"):
-        embedding.check_settings({"bound": 0})
+        attack_settings.check_embedding({"bound": 0})
     with pytest.raises(ValueError, match="protocol 'train' is not one of paper, strict"):
-        embedding.check_settings({"protocol": "train"})
+        attack_settings.check_embedding({"protocol": "train"})
 
 
 def test_attack_leaves_the_target_alone_and_lowers_its_acc(comvc_demo, eval_half, tmp_path):
@@ -109,7 +109,7 @@ def test_attack_leaves_the_target_alone_and_lowers_its_acc(comvc_demo, eval_half
     assert history[-1]["kl"] > history[0]["kl"] > 0
     pred_clean, pred_adv, h, h_adv = embedding.attacked_predictions(comvc_demo, perturber, views)
     assert torch.equal(pred_clean, comvc_demo.predict(views))
-    bound = embedding.DEFAULTS["bound"]
+    bound = attack_settings.DEFAULTS["embedding"]["bound"]
     assert ((h_adv - h).norm(dim=1) <= bound * h.norm(dim=1) + 1e-5).all()
     assert accuracy(labels, pred_adv.numpy()) < accuracy(labels, pred_clean.numpy())
     # the drop over attack seeds 0-4 was 0.04-0.11 (benchmarks/outcome_margins.py, AMD EPYC; seed 4 alone misses

@@ -7,11 +7,10 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from robustmvc import protocols
-from robustmvc import cli, registry, runs, train
-from robustmvc.device import to_tensors
+from robustmvc import attack_settings, cli, protocols, registry, runs, train
 from robustmvc.attacks import gan, pgd, run
 from robustmvc.data import MultiViewData, save
+from robustmvc.device import to_tensors
 from conftest import blob_views
 from outcomes import OUTCOMES, decide, gan_run, trained
 
@@ -160,7 +159,7 @@ def test_attack_leaves_the_target_unchanged_and_trains_the_generator(protocol):
     before = snapshot(model)
     views, _ = blob_views(20)
     views = to_tensors(views, "cpu")
-    s = gan.check_settings({"eps": 0.2, "epochs": 2, "batch_size": 10, "protocol": protocol})
+    s = attack_settings.check_gan({"eps": 0.2, "epochs": 2, "batch_size": 10, "protocol": protocol})
     torch.manual_seed(s["seed"])
     fresh = gan.Perturber([(1, 28, 28)] * 2, 0.2, s["init_std"])
     perturber, history = gan.fit(model, views, s, progress=False)
@@ -187,6 +186,11 @@ def test_batch_mode_normalises_by_the_batch_and_restores_running_stats():
 
 
 # --- PGD ---------------------------------------------------------------------------------------------
+
+def test_pgd_objectives_are_the_names_the_settings_accept():
+    """The settings check PGD's objective by name without torch; each name must have its function."""
+    assert tuple(pgd.OBJECTIVES) == attack_settings.PGD_OBJECTIVES
+
 
 def test_pgd_increases_its_objective_within_ball_and_box():
     model = tiny_model()
@@ -296,16 +300,16 @@ def test_pgd_scores_the_clean_views_once_per_search_in_eval_mode(objective):
 def test_settings_precedence_and_errors():
     cfg = {"attack": {"epochs": 7, "objectives": ["both", "com", "con"], "beta": 2.0},
            "datasets": {"noisyfashion": {"eps": 0.2}}}
-    s = run.resolve_settings("gan", cfg, "noisyfashion", epochs=3)
+    s = attack_settings.resolve_settings("gan", cfg, "noisyfashion", epochs=3)
     assert (s["epochs"], s["beta"], s["eps"], s["objective"]) == (3, 2.0, 0.2, "both")
-    assert run.resolve_settings("pgd", cfg, "noisyfashion")["pgd_step"] == pytest.approx(2.5 * 0.2 / 20)
+    assert attack_settings.resolve_settings("pgd", cfg, "noisyfashion")["pgd_step"] == pytest.approx(2.5 * 0.2 / 20)
     # a dataset without a configured budget is an error naming the key, never the paper's value in silence
     with pytest.raises(ValueError, match=r"datasets\.noisymnist\.eps"):
-        run.resolve_settings("gan", {}, "noisymnist")
+        attack_settings.resolve_settings("gan", {}, "noisymnist")
     with pytest.raises(ValueError, match="objective"):
-        run.resolve_settings("gan", cfg, "noisyfashion", objective="all")
+        attack_settings.resolve_settings("gan", cfg, "noisyfashion", objective="all")
     with pytest.raises(ValueError, match="do not apply"):
-        run.resolve_settings("pgd", cfg, "noisyfashion", objective="com")
+        attack_settings.resolve_settings("pgd", cfg, "noisyfashion", objective="com")
 
 
 def test_protocol_splits():
@@ -331,8 +335,8 @@ def test_protocols_name_a_batchnorm_mode_and_old_settings_keep_what_they_were():
 @pytest.mark.parametrize("key", ["protocol", "target_batchnorm"])
 def test_config_sections_cannot_set_the_protocol(key):
     with pytest.raises(ValueError, match=f"attack.{key}. is no longer a setting.*evaluation.protocols"):
-        run.resolve_settings("gan", {"attack": {key: "batch"}}, "noisymnist")
-    assert run.resolve_settings("gan", {}, "noisymnist", protocol="strict", eps=0.3)["protocol"] == "strict"
+        attack_settings.resolve_settings("gan", {"attack": {key: "batch"}}, "noisymnist")
+    assert attack_settings.resolve_settings("gan", {}, "noisymnist", protocol="strict", eps=0.3)["protocol"] == "strict"
 
 
 # --- predictions under batch statistics -----------------------------------------------------------------

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 import torch
 
-from robustmvc import registry
-from robustmvc.device import to_tensors
+from robustmvc import attack_settings, registry
 from robustmvc.attacks import blackbox, gan
+from robustmvc.device import to_tensors
 from conftest import blob_views
 from outcomes import OUTCOMES, LinearSoftmax, decide
 
@@ -181,7 +181,7 @@ def test_fitted_generators_move_the_assignments_within_ball_and_box(gradient):
     torch.manual_seed(1)
     model = LinearSoftmax([28 * 28, 28 * 28], k=3)  # an untrained CoMVC's assignments hardly move at all
     views = blob_tensors(40)
-    s = blackbox.check_settings({"eps": 0.2, "epochs": 4, "batch_size": 20, "gradient": gradient,
+    s = attack_settings.check_blackbox({"eps": 0.2, "epochs": 4, "batch_size": 20, "gradient": gradient,
                                  "residual_blocks": 1})
     torch.manual_seed(s["seed"])
     fresh = gan.Perturber(SHAPES, 0.2, s["init_std"], 1).eval()
@@ -214,15 +214,15 @@ def test_blackbox_attack_on_a_trained_comvc():
 # --- settings ----------------------------------------------------------------------------------------------
 
 def test_settings_are_checked():
-    s = blackbox.check_settings({"eps": 0.15})
-    assert s["gradient"] == "nes" and s["eps"] == 0.15 and set(s) == set(blackbox.DEFAULTS)
+    s = attack_settings.check_blackbox({"eps": 0.15})
+    assert s["gradient"] == "nes" and s["eps"] == 0.15 and set(s) == set(attack_settings.DEFAULTS["blackbox"])
     with pytest.raises(ValueError, match="unknown black-box attack settings.*nes_sample"):
-        blackbox.check_settings({"eps": 0.1, "nes_sample": 5})
+        attack_settings.check_blackbox({"eps": 0.1, "nes_sample": 5})
     with pytest.raises(ValueError, match="gradient 'spsa'"):
-        blackbox.check_settings({"eps": 0.1, "gradient": "spsa"})
+        attack_settings.check_blackbox({"eps": 0.1, "gradient": "spsa"})
     with pytest.raises(ValueError, match="eps"):
-        blackbox.check_settings({})
+        attack_settings.check_blackbox({})
     with pytest.raises(ValueError, match="nes_sigma"):
-        blackbox.check_settings({"eps": 0.1, "nes_sigma": 0.0})
+        attack_settings.check_blackbox({"eps": 0.1, "nes_sigma": 0.0})
     with pytest.raises(ValueError, match="nes_tile >= 1"):
-        blackbox.check_settings({"eps": 0.1, "nes_tile": 0})
+        attack_settings.check_blackbox({"eps": 0.1, "nes_tile": 0})

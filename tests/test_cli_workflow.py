@@ -151,12 +151,12 @@ def test_a_misspelt_key_at_any_level_is_refused_by_its_path(path):
 def test_every_attack_setting_can_be_set_in_its_config_section():
     """The schema lists each section's keys (so typos are refused); it must not refuse a real setting: every
     key of the attacks' defaults, except what is per run (protocol, budget, objective, gradient)."""
-    from robustmvc.attacks import blackbox, embedding, gan, pgd
+    from robustmvc.attack_settings import DEFAULTS
 
     sections = yaml.safe_load((ROOT / "config" / "schema.yaml").read_text())["properties"]
     per_run = {"protocol", "eps", "objective", "gradient"}
-    for section, defaults in (("attack", {**gan.DEFAULTS, **pgd.DEFAULTS}), ("blackbox", blackbox.DEFAULTS),
-                              ("embedding_attack", embedding.DEFAULTS)):
+    for section, defaults in (("attack", {**DEFAULTS["gan"], **DEFAULTS["pgd"]}), ("blackbox", DEFAULTS["blackbox"]),
+                              ("embedding_attack", DEFAULTS["embedding"])):
         assert set(defaults) - per_run <= set(sections[section]["properties"]), section
 
 

@@ -11,7 +11,7 @@ import yaml
 
 import robustmvc
 from robustmvc import config, data, registry, variants
-from robustmvc.attacks import blackbox, embedding, gan, pgd
+from robustmvc.attack_settings import DEFAULTS as ATTACK_DEFAULTS
 from conftest import ROOT
 
 SCHEMA = yaml.safe_load((ROOT / "config" / "schema.yaml").read_text())["properties"]
@@ -96,8 +96,8 @@ def test_building_blocks_keep_no_default_the_schema_does_not_state():
 
 
 @pytest.mark.parametrize("section, defaults", [
-    ("attack", gan.DEFAULTS), ("attack", pgd.DEFAULTS), ("blackbox", blackbox.DEFAULTS),
-    ("embedding_attack", embedding.DEFAULTS)], ids=["gan", "pgd", "blackbox", "embedding"])
+    ("attack", ATTACK_DEFAULTS["gan"]), ("attack", ATTACK_DEFAULTS["pgd"]), ("blackbox", ATTACK_DEFAULTS["blackbox"]),
+    ("embedding_attack", ATTACK_DEFAULTS["embedding"])], ids=["gan", "pgd", "blackbox", "embedding"])
 def test_every_attack_default_is_the_schemas(section, defaults):
     """An attack's defaults are the schema's (`DEFAULTS` reads them there), and the schema states each one
     but the per-run keys."""

@@ -11,6 +11,7 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import normalized_mutual_info_score
 
 from robustmvc import registry, train
+from robustmvc.adam import Adam
 from robustmvc.models import blocks, eamc, infoddc, multivae, sem
 
 N, K, SHAPE = 12, 3, (1, 28, 28)
@@ -60,10 +61,10 @@ def test_one_training_step_and_output_shapes(name, views):
     batch = [v[: N // 2] for v in views]
     if hasattr(model, "train_step"):
         opts = model.make_optimizers(1e-3) if hasattr(model, "make_optimizers") else \
-            {"adam": torch.optim.Adam(model.parameters(), lr=1e-3)}
+            {"adam": Adam(model.parameters(), lr=1e-3)}
         terms = model.train_step(batch, opts, "main")
     else:
-        terms = train._default_step(model, batch, {"adam": torch.optim.Adam(model.parameters(), lr=1e-3)},
+        terms = train._default_step(model, batch, {"adam": Adam(model.parameters(), lr=1e-3)},
                                     "main", None)
     assert terms and all(isinstance(k, str) for k in terms)
     assert all(torch.isfinite(torch.as_tensor(v)).all() for v in terms.values()), terms
@@ -208,7 +209,7 @@ def test_multivae_capacity_annealing_follows_the_iteration_buffer(views):
 
     model = build("multivae")  # capacity_iterations = 4
     assert model.capacities() == (0.0, 0.0)
-    opt = {"adam": torch.optim.Adam(model.parameters(), lr=1e-4)}
+    opt = {"adam": Adam(model.parameters(), lr=1e-4)}
     model.train_step(views, opt, "main")
     model.train_step(views, opt, "main")
     assert int(model.iteration) == 2

@@ -5,8 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from robustmvc import protocols
-from robustmvc import registry, train
+from robustmvc import attack_settings, protocols, registry, train
+from robustmvc.adam import Adam
 from robustmvc.attacks import blackbox, gan
 from robustmvc.device import cpu_has_bf16, precision_of, resolve_precision, seed_everything, set_precision, set_threads
 from robustmvc.protocols import clean_scores as evaluate
@@ -66,7 +66,7 @@ def test_a_training_step_never_reads_the_device(name):
     model = registry.build(name, SHAPES, 10, encoder_width=4, **settings).to("meta")
     views = [torch.rand(8, *s, device="meta") for s in SHAPES]
     opts = (model.make_optimizers(1e-3) if hasattr(model, "make_optimizers")
-            else {"adam": torch.optim.Adam(model.parameters(), lr=1e-3)})
+            else {"adam": Adam(model.parameters(), lr=1e-3)})
     step = model.train_step if hasattr(model, "train_step") else (
         lambda v, o, phase: train._default_step(model, v, o, phase, None))
     terms = step(views, opts, "main")
@@ -78,12 +78,12 @@ def test_attack_steps_never_read_the_device():
     views = [torch.rand(8, *s, device="meta") for s in SHAPES]
     perturber = gan.Perturber(SHAPES, 0.3).to("meta")
     critics = torch.nn.ModuleList(gan.Discriminator(s) for s in SHAPES).to("meta")
-    opt_g, opt_d = torch.optim.Adam(perturber.parameters()), torch.optim.Adam(critics.parameters())
+    opt_g, opt_d = Adam(perturber.parameters()), Adam(critics.parameters())
     with protocols.frozen_target(target):
-        terms = gan._step(target, perturber, critics, opt_g, opt_d, views, gan.check_settings({"eps": 0.3}))
+        terms = gan._step(target, perturber, critics, opt_g, opt_d, views, attack_settings.check_gan({"eps": 0.3}))
     oracle = blackbox.QueryOracle(target)
     terms.update(blackbox._step(target, oracle, perturber, critics, opt_g, opt_d, views, oracle(views),
-                                blackbox.check_settings({"eps": 0.3, "query_chunk": 30}), None))
+                                attack_settings.check_blackbox({"eps": 0.3, "query_chunk": 30}), None))
     assert all(t.device.type == "meta" for t in terms.values())
 
 

@@ -25,7 +25,7 @@ import pytest
 import torch
 from torch import nn
 
-from robustmvc import protocols, registry, stack
+from robustmvc import attack_settings, protocols, registry, stack
 from robustmvc import train as train_module
 from robustmvc.attacks import gan, pgd
 from robustmvc.device import seed_everything, to_tensors
@@ -202,7 +202,7 @@ def test_stacked_pgd_attack_searches_each_seed_as_its_lone_search(views, targets
 
 def test_gan_stack_starts_from_each_seeds_lone_networks(views):
     x = to_tensors(views, "cpu")
-    s = gan.check_settings({"eps": 0.3})
+    s = attack_settings.check_gan({"eps": 0.3})
     nets = [gan.networks(x, {**s, "seed": seed}) for seed in (4, 9)]
     st = stack.Stacked([net[0] for net in nets])
     lone = gan.networks(x, {**s, "seed": 9})[0]

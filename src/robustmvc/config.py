@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from robustmvc import registry, variants
+from robustmvc.attack_settings import resolve_settings
 from robustmvc.schema import stated, stated_defaults
 
 
@@ -257,10 +258,8 @@ def check_train_job(job: dict, model: str, source: str = "the training settings"
 
 def attack_job(cfg: dict, attack: str, dataset: str, **overrides) -> dict:
     """Every setting one attack run uses, from a validated config: `attack`, its resolved `settings`
-    (robustmvc.attacks.run.resolve_settings: its config section, the dataset's budget, the per-run
+    (robustmvc.attack_settings.resolve_settings: its config section, the dataset's budget, the per-run
     `overrides` such as protocol, objective, eps and seed) and the runtime."""
-    from robustmvc.attacks.run import resolve_settings  # torch: only where attack settings are resolved
-
     return {"attack": attack, "settings": resolve_settings(attack, cfg, dataset, **overrides), **runtime(cfg)}
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from robustmvc import config as config_mod
 from robustmvc import data as data_mod
-from robustmvc import results, runs, variants
+from robustmvc import lineage, results, runs, variants
 from robustmvc.files import atomic_path, write_json
 
 PLAN_VERSION = 1
@@ -120,8 +120,8 @@ def run(plan_path: str | Path, minutes: float, archive: str | Path, results_dir:
         clean = {s: root / "metrics" / d / m / "clean" / f"seed{s}.json" for s in group["seeds"]}
         checkpoint = {s: root / "models" / d / m / f"seed{s}.pt" for s in group["seeds"]}
         attacks = {s: [a for a in made["attacks"] if (a["dataset"], a["model"], a["seed"]) == (d, m, s)
-                       and not _done(_attack_files(root, a)[0], runs.attack_hash(a["job"]))] for s in group["seeds"]}
-        trained = [s for s in group["seeds"] if not _done(clean[s], runs.train_hash(m, job, s))]
+                       and not _done(_attack_files(root, a)[0], lineage.attack_hash(a["job"]))] for s in group["seeds"]}
+        trained = [s for s in group["seeds"] if not _done(clean[s], lineage.train_hash(m, job, s))]
         # a seed trained before whose checkpoint is gone cannot be attacked without a new checkpoint
         stranded = [s for s in group["seeds"] if s not in trained and attacks[s] and not checkpoint[s].exists()]
         if stranded:
@@ -155,7 +155,7 @@ def run(plan_path: str | Path, minutes: float, archive: str | Path, results_dir:
             done["attacked"] += len(todo)
             log(f"attacked {m} on {d} ({protocol}), seeds {[a['seed'] for a in todo]}: {wall:.0f} s")
         for seed in ready:
-            unfinished = [a for a in attacks[seed] if not _done(_attack_files(root, a)[0], runs.attack_hash(a["job"]))]
+            unfinished = [a for a in attacks[seed] if not _done(_attack_files(root, a)[0], lineage.attack_hash(a["job"]))]
             if seed in trained and unfinished:  # not a whole unit: none of it leaves
                 for path in [clean[seed], *(f for a in attacks[seed] for f in _attack_files(root, a)),
                              root / "benchmarks" / "02_train" / f"{d}-{m}-seed{seed}.tsv",

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from robustmvc.attack_settings import check_attack_settings
+
 log = logging.getLogger(__name__)
 CHARS = 16  # hex digits kept of a sha256: 64 bits, ample to tell builds and files apart
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
@@ -40,6 +42,17 @@ def _digest(parts) -> str:
 def settings_hash(settings: dict) -> str:
     """The settings as canonical JSON (sorted keys), hashed: equal settings, equal hash, in any key order."""
     return _digest([json.dumps(settings, sort_keys=True, separators=(",", ":"), default=str).encode()])
+
+
+def train_hash(model_name: str, job: dict, seed: int) -> str:
+    """The settings hash a training run records (its lineage): the model's settings and the training's with
+    the seed, not the runtime, so a run made on a GPU matches the same run's settings on a CPU."""
+    return settings_hash({"model": model_name, **job["model"], "train": dict(job["training"], seed=seed)})
+
+
+def attack_hash(job: dict) -> str:
+    """The settings hash an attack run records (its lineage), as `train_hash` without the runtime."""
+    return settings_hash({"attack": job["attack"], **check_attack_settings(job["attack"], job["settings"])})
 
 
 def file_hash(path: str | Path) -> str:

@@ -1,7 +1,8 @@
 """The evaluation protocols (docs/ARCHITECTURE.md, section 5): what `paper` and `strict` mean, how the
 attacked model's BatchNorm normalises under each (`frozen_target`), which samples fit and which score an
 attacker (`split`), and how a set is scored (`predict`, and the clean evaluation of training,
-`clean_scores`). The attacks, the trainer, the runs and the tables all read them from here.
+`clean_scores`). The attacks, the trainer, the runs and the tables all read them from here; the table of the
+two (`PROTOCOLS`) sits with the attacks' settings (robustmvc.attack_settings), which the DAG reads without torch.
 """
 from __future__ import annotations
 
@@ -11,30 +12,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from robustmvc.attack_settings import PROTOCOLS, check_protocol
 from robustmvc.device import to_tensors
 from robustmvc.metrics import clustering_scores
 from robustmvc.models.blocks import ModelOutput, frozen_parameters
 
-# The two evaluation protocols every attack runs under (docs/ARCHITECTURE.md, section 5). Each fixes how
-# the attacked model normalises (its BatchNorm mode, see `frozen_target`) and which samples fit and score
-# the attacker.
-PROTOCOLS: dict[str, dict[str, str]] = {
-    # what produced the published numbers: the public code never calls eval() on the attacked model, so
-    # BatchNorm normalises with the statistics of each shuffled batch of `batch_size`; the attacker is
-    # fitted and scored on the same samples (the whole eval half)
-    "paper": {"batchnorm": "batch", "samples": "same"},
-    # the sound reading: BatchNorm on its running statistics; the attacker is fitted on one part of the
-    # eval half (`heldout_fraction`) and scored on the rest
-    "strict": {"batchnorm": "eval", "samples": "heldout"},
-}
 BATCHNORM_MODES = ("eval", "batch")
-
-
-def check_protocol(protocol: str) -> str:
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"evaluation protocol {protocol!r} is not one of {', '.join(PROTOCOLS)} "
-                         "(`heldout` is now `strict`)")
-    return protocol
 
 
 def batchnorm_of(settings: dict) -> str:

@@ -20,24 +20,14 @@ import torch
 
 from robustmvc import config as config_mod
 from robustmvc import data as data_mod
-from robustmvc import detect, lineage, protocols, registry, stack
+from robustmvc import detect, lineage, protocols, stack
+from robustmvc.attack_settings import check_attack_settings
 from robustmvc.attacks import embedding, gan
-from robustmvc.attacks.run import AttackResult, check_attack_settings, finish, prepare, run
+from robustmvc.attacks.run import AttackResult, finish, prepare, run
 from robustmvc.attacks.transfer import transfer_scores
 from robustmvc.device import resolve_device, resolve_precision, to_tensors
 from robustmvc.files import check_outputs, load_module_file, together, write_json
 from robustmvc.train import load_checkpoint, save_checkpoint
-
-
-def train_hash(model_name: str, job: dict, seed: int) -> str:
-    """The settings hash a training run records (its lineage): the model's settings and the training's with
-    the seed, not the runtime, so a run made on a GPU matches the same run's settings on a CPU."""
-    return lineage.settings_hash({"model": model_name, **job["model"], "train": dict(job["training"], seed=seed)})
-
-
-def attack_hash(job: dict) -> str:
-    """The settings hash an attack run records (its lineage), as `train_hash` without the runtime."""
-    return lineage.settings_hash({"attack": job["attack"], **check_attack_settings(job["attack"], job["settings"])})
 
 
 def train_run(data_path: str | Path, model_name: str, seed: int, checkpoint: str | Path, job: dict,
@@ -79,7 +69,7 @@ def train_runs(data_path: str | Path, model_name: str, seeds: list[int], checkpo
     out = []
     for seed, (model, history), checkpoint, metrics_path in zip(seeds, trained, checkpoints, metrics):
         seed, tcfg = int(seed), dict(job["training"], seed=int(seed))
-        made = {"data": data_id, "settings": train_hash(model_name, job, seed)}
+        made = {"data": data_id, "settings": lineage.train_hash(model_name, job, seed)}
         save_checkpoint(checkpoint, model, {
             "model": model_name, "settings": settings, "train": tcfg, "view_shapes": ds.view_shapes,
             "n_clusters": ds.n_clusters, "dataset": dataset, "seed": seed, "history": history,
@@ -230,7 +220,7 @@ def _attack_inputs(data, checkpoint, job: dict, loaded: tuple | None = None) -> 
                        f"attack it on the dataset file it was trained on, or retrain it on {lineage.shown(data)}")
     return {"attack": attack, "settings": settings, "device": dev, "precision": resolve_precision(job["precision"], dev),
             "ds": ds, "model": model, "meta": meta,
-            "made": {"data": data_id, "checkpoint": lineage.file_hash(checkpoint), "settings": attack_hash(job)}}
+            "made": {"data": data_id, "checkpoint": lineage.file_hash(checkpoint), "settings": lineage.attack_hash(job)}}
 
 
 def _write_attack(run_: dict, result: AttackResult, where: dict, data, checkpoint, out, generator_out, examples_out,

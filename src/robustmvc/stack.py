@@ -30,6 +30,8 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from robustmvc import protocols, registry
+from robustmvc.adam import Adam
+from robustmvc.attack_settings import check_gan
 from robustmvc.attacks import gan
 from robustmvc.attacks.pgd import pgd
 from robustmvc.device import resolve_precision, seed_everything, set_precision, to_tensors
@@ -150,7 +152,7 @@ def _epochs(stack: Stacked, models, views, cfg, seeds, name, device, progress) -
     n, bs = len(views[0]), int(cfg["batch_size"])
     if n < 2 * bs and n < 4:
         raise ValueError(f"{n} training samples is too few for batch size {bs}")
-    optimizer = torch.optim.Adam(stack.params.values(), lr=cfg["lr"])
+    optimizer = Adam(stack.params.values(), lr=cfg["lr"])
     pre = int(cfg.get("pretrain_epochs", 0) or 0) if hasattr(stack.module, "pretrain_loss") else 0
     generators = [m.pgd_generator for m in models] if hasattr(stack.module, "loss_at") else None
 
@@ -227,7 +229,7 @@ def fit_gan_seeds(targets: list[nn.Module], views: list[torch.Tensor], settings:
     seeds[s], fits its own generators and critics against targets[s] on views[positions[s]] (all of
     `views` when no positions are given; the strict protocol fits each seed on its own part, of one
     size). Returns per seed the generators and the history `gan.fit` gives; the targets are unchanged."""
-    s = gan.check_settings(settings)
+    s = check_gan(settings)
     if s["eval_every"]:
         raise ValueError("a stack of attacks does not score while fitting; set the attack's eval_every to 0")
     if len(targets) != len(seeds):
@@ -241,8 +243,8 @@ def fit_gan_seeds(targets: list[nn.Module], views: list[torch.Tensor], settings:
     nets = [gan.networks(views, {**s, "seed": int(seed)}) for seed in seeds]
     perturbers, critics = [net[0] for net in nets], [net[1] for net in nets]
     G, D, T = Stacked(perturbers), Stacked(critics), Stacked(targets, frozen=True)
-    opt_g = torch.optim.Adam(G.params.values(), lr=s["lr"])
-    opt_d = torch.optim.Adam(D.params.values(), lr=s["lr"])
+    opt_g = Adam(G.params.values(), lr=s["lr"])
+    opt_d = Adam(D.params.values(), lr=s["lr"])
     bs, batchnorm = int(s["batch_size"]), protocols.batchnorm_of(s)
 
     learning_rate = gan.lr_schedule(s, opt_g, opt_d)

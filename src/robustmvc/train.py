@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from robustmvc import registry
+from robustmvc.adam import Adam
 from robustmvc.device import resolve_precision, seed_everything, set_precision, to_tensors
 from robustmvc.files import load_module_file, save_module
 from robustmvc.loop import run_epochs
@@ -60,7 +61,7 @@ def _epochs(model, views, cfg, name, loss_fn, device, progress) -> list[dict]:
     if n < 2 * bs and n < 4:
         raise ValueError(f"{n} training samples is too few for batch size {bs}")
     optimizers = (model.make_optimizers(cfg["lr"]) if hasattr(model, "make_optimizers")
-                  else {"adam": torch.optim.Adam(model.parameters(), lr=cfg["lr"])})
+                  else {"adam": Adam(model.parameters(), lr=cfg["lr"])})
     pre = int(cfg.get("pretrain_epochs", 0) or 0) if hasattr(model, "pretrain_loss") else 0
 
     def phase(epoch):

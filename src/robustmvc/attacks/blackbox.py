@@ -20,40 +20,9 @@ import torch
 from torch import nn
 
 from robustmvc import protocols
+from robustmvc.attack_settings import check_blackbox
 from robustmvc.attacks import gan
 from robustmvc.loop import run_epochs
-from robustmvc.schema import stated_defaults
-
-GRADIENTS = ("nes", "exact")
-
-# Every knob of the attack. Their defaults (tuned on the demo, tests/test_blackbox.py, where the reference is
-# silent) are config/schema.yaml's `blackbox` section, read from there; eps, gradient and protocol are per run.
-DEFAULTS: dict = {
-    "eps": None,                # L-infinity budget; per dataset (datasets.<name>.eps), required
-    "gradient": "nes",          # nes: dA/dx~ from queries only (black-box); exact: autograd (white-box twin)
-    "protocol": "paper",        # robustmvc.protocols: the target's BatchNorm mode, and the samples fitted and scored
-    **stated_defaults("blackbox"),
-}
-
-
-def check_settings(settings: dict) -> dict:
-    """DEFAULTS overridden by `settings`, validated; unknown keys are an error (typos stop early)."""
-    unknown = sorted(set(settings) - set(DEFAULTS))
-    if unknown:
-        raise ValueError(f"unknown black-box attack settings {unknown}; known: {', '.join(DEFAULTS)}")
-    s = {**DEFAULTS, **{k: v for k, v in settings.items() if v is not None}}
-    if s["gradient"] not in GRADIENTS:
-        raise ValueError(f"gradient {s['gradient']!r} is not one of {', '.join(GRADIENTS)}")
-    gan.check_common(s)
-    if int(s["query_chunk"]) < 1:
-        raise ValueError(f"query_chunk must be >= 1 probe per forward, got {s['query_chunk']}")
-    if int(s["nes_samples"]) < 1 or not float(s["nes_sigma"]) > 0 or int(s["nes_tile"]) < 1:
-        raise ValueError(f"NES needs nes_samples >= 1, nes_sigma > 0 and nes_tile >= 1, got {s['nes_samples']}, "
-                         f"{s['nes_sigma']}, {s['nes_tile']}")
-    if int(s["residual_blocks"]) < 0:
-        raise ValueError(f"residual_blocks must be >= 0, got {s['residual_blocks']}")
-    return s
-
 
 class QueryOracle:
     """The attacker's only access to the target: soft assignments of submitted samples, without
@@ -123,7 +92,7 @@ def fit(model: nn.Module, views: list[torch.Tensor], settings: dict, *, progress
     of the conv stacks of target, generators and discriminators while fitting (as `gan.fit`).
     The epochs are `gan.fit`'s: the same generator step, with A in place of the representation distances.
     """
-    s = check_settings(settings)
+    s = check_blackbox(settings)
     if len(views[0]) < 2:
         raise ValueError(f"the attack needs at least 2 samples to fit on, got {len(views[0])}")
     perturber, critics, opt_g, opt_d = gan.networks(views, s, int(s["residual_blocks"]))

@@ -17,37 +17,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from robustmvc.attacks.gan import LOWER_LR, check_common
+from robustmvc.adam import Adam
+from robustmvc.attack_settings import check_embedding
+from robustmvc.attacks.gan import LOWER_LR
 from robustmvc.device import precision_of, resolve_precision
 from robustmvc.files import load_module_file, save_module
 from robustmvc.loop import run_epochs
 from robustmvc.models.blocks import batched_forward
 from robustmvc.models.losses import kl_term
 from robustmvc.protocols import batchnorm_of, frozen_target
-from robustmvc.schema import stated_defaults
-
-# Every knob of the attack; their defaults (and why) are config/schema.yaml's `embedding_attack` section.
-DEFAULTS: dict = {
-    "protocol": "paper",        # robustmvc.protocols: paper = h from each batch's statistics, fit and score the same
-                                # samples; strict = h from BatchNorm running statistics, held-out scoring
-    **stated_defaults("embedding_attack"),
-}
-
-
-def check_settings(settings: dict) -> dict:
-    """DEFAULTS overridden by `settings`, validated; unknown keys are an error (typos stop early)."""
-    unknown = sorted(set(settings) - set(DEFAULTS))
-    if unknown:
-        raise ValueError(f"unknown embedding attack settings {unknown}; known: {', '.join(DEFAULTS)}")
-    s = {**DEFAULTS, **{k: v for k, v in settings.items() if v is not None}}
-    if not float(s["bound"]) > 0:
-        raise ValueError(f"the embedding attack needs a relative bound > 0, got {s['bound']!r}")
-    check_common(s, budget=False)
-    if int(s["hidden"]) < 1:
-        raise ValueError(f"the embedding perturber needs hidden >= 1, got {s['hidden']}")
-    s["bound"] = float(s["bound"])
-    return s
-
 
 def embedding_head(model: nn.Module):
     """The model's map h -> probs, which the attack differentiates through.
@@ -97,7 +75,7 @@ def fit(model: nn.Module, views: list[torch.Tensor], settings: dict, progress: b
     per-epoch history (mean KL reached, seconds). `precision` is that of the target's conv stacks while
     the clean h is computed; the perturber and the clustering layer are linear and stay fp32.
     """
-    s = check_settings(settings)
+    s = check_embedding(settings)
     head = embedding_head(model)
     bs = int(s["batch_size"])
     batchnorm = batchnorm_of(s)
@@ -105,7 +83,7 @@ def fit(model: nn.Module, views: list[torch.Tensor], settings: dict, progress: b
         h = embeddings(model, views, batchnorm, bs)
     torch.manual_seed(int(s["seed"]))
     perturber = EmbeddingPerturber(h.shape[1], s["bound"], int(s["hidden"])).to(h.device)
-    opt = torch.optim.Adam(perturber.parameters(), lr=s["lr"])
+    opt = Adam(perturber.parameters(), lr=s["lr"])
     with frozen_target(model, batchnorm):
         p_clean = head(h)
 

@@ -21,52 +21,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from robustmvc.adam import Adam
+from robustmvc.attack_settings import check_gan
 from robustmvc.device import precision_of, resolve_precision
 from robustmvc.files import load_module_file, save_module
-from robustmvc.metrics import clustering_scores
 from robustmvc.loop import run_epochs
+from robustmvc.metrics import clustering_scores
 from robustmvc.models.blocks import ModelOutput, batched_forward, evaluating
-from robustmvc.protocols import batchnorm_of, check_protocol, frozen_target, predict
-from robustmvc.schema import stated_defaults
-from robustmvc.variants import OBJECTIVES
-
-# Every knob of the attack. Their defaults (the paper's values, its public code's where the paper is silent)
-# are config/schema.yaml's `attack` section, read from there; the objective, eps and protocol are per run.
-DEFAULTS: dict = {
-    "objective": "both",        # both = L_a-com + L_a-con (the paper's attack); com / con = one term alone
-    "eps": None,                # L-infinity budget; per dataset (datasets.<name>.eps), required
-    "protocol": "paper",        # paper or strict (robustmvc.protocols): the target's BatchNorm mode and the samples used
-    **{key: stated_defaults("attack")[key] for key in (
-        "epochs", "batch_size", "lr", "lr_late", "lr_step_epoch", "beta", "perturb_weight", "gan_weight", "init_std",
-        "heldout_fraction", "eval_every", "seed")},
-}
-
-def check_settings(settings: dict) -> dict:
-    """DEFAULTS overridden by `settings`, validated; unknown keys are an error (typos stop early)."""
-    unknown = sorted(set(settings) - set(DEFAULTS))
-    if unknown:
-        raise ValueError(f"unknown GAN attack settings {unknown}; known: {', '.join(DEFAULTS)}")
-    s = {**DEFAULTS, **{k: v for k, v in settings.items() if v is not None}}
-    if s["objective"] not in OBJECTIVES:
-        raise ValueError(f"attack objective {s['objective']!r} is not one of {', '.join(OBJECTIVES)}")
-    return check_common(s)
-
-
-def check_common(s: dict, budget: bool = True) -> dict:
-    """The checks every fitted attack shares: its budget eps (when it has one), how the target and
-    the samples are used, and the length of training. Returns `s` with eps as a float."""
-    if budget:
-        if s["eps"] is None or not 0 < float(s["eps"]) <= 1:
-            raise ValueError(f"the attack needs an L-infinity budget 0 < eps <= 1, got {s['eps']!r}; "
-                             "set `datasets.<name>.eps` in the config or pass --eps")
-        s["eps"] = float(s["eps"])
-    check_protocol(s["protocol"])
-    if not 0 < float(s["heldout_fraction"]) < 1:
-        raise ValueError(f"heldout_fraction must lie in (0, 1), got {s['heldout_fraction']}")
-    if int(s["epochs"]) < 1 or int(s["batch_size"]) < 2:
-        raise ValueError("the attack needs epochs >= 1 and batch_size >= 2")
-    return s
-
+from robustmvc.protocols import batchnorm_of, frozen_target, predict
 
 # ---------------------------------------------------------------------------------------------
 # Networks
@@ -264,8 +226,8 @@ def networks(views: list[torch.Tensor], s: dict, residual_blocks: int = 0):
     perturber = Perturber(shapes, s["eps"], s["init_std"], residual_blocks).to(views[0].device)
     critics = nn.ModuleList(Discriminator(sh) for sh in shapes).to(views[0].device)
     init_weights(critics, s["init_std"])
-    return (perturber, critics, torch.optim.Adam(perturber.parameters(), lr=s["lr"]),
-            torch.optim.Adam(critics.parameters(), lr=s["lr"]))
+    return (perturber, critics, Adam(perturber.parameters(), lr=s["lr"]),
+            Adam(critics.parameters(), lr=s["lr"]))
 
 
 @contextmanager
@@ -341,7 +303,7 @@ def fit(model: nn.Module, views: list[torch.Tensor], settings: dict, *, progress
     rate, seconds; attacked scores on `score_views` every `eval_every` epochs when given).
     `precision` is that of the conv stacks of the target, generators and discriminators while fitting
     (`device.set_precision`); all three are back in fp32 afterwards."""
-    s = check_settings(settings)
+    s = check_gan(settings)
     if len(views[0]) < 2:
         raise ValueError(f"the attack needs at least 2 samples to fit on, got {len(views[0])}")
     perturber, critics, opt_g, opt_d = networks(views, s)

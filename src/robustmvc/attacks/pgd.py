@@ -15,16 +15,6 @@ from torch import nn
 
 from robustmvc.device import precision_of, resolve_precision
 from robustmvc.models.blocks import evaluating, frozen_parameters
-from robustmvc.schema import stated_defaults
-
-# Settings of PGD as an evaluation attack (the run's `settings`): eps is per dataset, the protocol per run, the
-# rest with config/schema.yaml's `attack` defaults, read from there.
-DEFAULTS: dict = {
-    "eps": None,
-    "protocol": "paper",        # robustmvc.protocols: the target's BatchNorm mode and the samples scored
-    **{key: stated_defaults("attack")[key] for key in (
-        "pgd_steps", "pgd_step", "pgd_objective", "random_start", "batch_size", "heldout_fraction", "seed")},
-}
 
 # objective(model, clean_views, adversarial_views) -> scalar to maximise
 Objective = Callable[[nn.Module, list[torch.Tensor], list[torch.Tensor]], torch.Tensor]
@@ -131,12 +121,7 @@ def probs_sq(model: nn.Module, clean: list[torch.Tensor], adv: list[torch.Tensor
     return (clean_probs(model, clean) - model(adv).probs).pow(2).sum()
 
 
-OBJECTIVES: dict[str, Objective] = {"kl": probs_kl, "sq": probs_sq}
-
-
-def default_step(eps: float, steps: int) -> float:
-    """Step size when none is given: 2.5 eps / steps (Madry et al.'s rule of thumb)."""
-    return 2.5 * eps / max(int(steps), 1)
+OBJECTIVES: dict[str, Objective] = {"kl": probs_kl, "sq": probs_sq}  # the names of attack_settings.PGD_OBJECTIVES
 
 
 @torch.no_grad()

@@ -69,77 +69,6 @@ class AttackResult:
         }
 
 
-def resolve_settings(attack: str = "gan", cfg: dict | None = None, dataset: str | None = None,
-                     **overrides) -> dict:
-    """The attack's settings: code defaults < its config section (`attack:` for gan and pgd,
-    `blackbox:` for blackbox and whitebox, `embedding_attack:`) < `datasets.<dataset>.eps` (not for the
-    embedding attack, bounded in h) < explicit overrides
-    (None = not given). The protocol is not a section setting: it is named per run (the DAG runs every
-    protocol of `evaluation.protocols`), so a section that sets it, or the BatchNorm mode it implies,
-    is an error."""
-    if attack not in ATTACKS:
-        raise ValueError(f"unknown attack {attack!r}; choose one of {', '.join(ATTACKS)}")
-    defaults, section_name, check = SETTINGS[attack]
-    cfg = cfg or {}
-    section = cfg.get(section_name) or {}
-    retired = sorted({"protocol", "target_batchnorm"} & set(section))
-    if retired:
-        raise ValueError(f"`{section_name}.{retired[0]}` is no longer a setting: an attack runs under a named "
-                         f"protocol ({', '.join(protocols.PROTOCOLS)}; paper = batch-statistics BatchNorm on the same "
-                         "samples, strict = running statistics on held-out samples); list them in "
-                         "`evaluation.protocols` or pass --protocol")
-    settings = dict(defaults)
-    settings.update({k: v for k, v in section.items() if k in defaults and v is not None})
-    if "eps" in defaults:
-        settings["eps"] = ((cfg.get("datasets") or {}).get(dataset) or {}).get("eps") if dataset else None
-    unknown = sorted(k for k, v in overrides.items() if v is not None and k not in defaults)
-    if unknown:
-        raise ValueError(f"settings {unknown} do not apply to the {attack} attack")
-    settings.update({k: v for k, v in overrides.items() if v is not None})
-    if attack in ("blackbox", "whitebox"):
-        settings["gradient"] = "nes" if attack == "blackbox" else "exact"
-    if "eps" in defaults and settings["eps"] is None:
-        raise ValueError(f"no attack budget for dataset {dataset!r}: set `datasets.{dataset}.eps` in the "
-                         "config or pass --eps")
-    return check(settings)
-
-
-def check_attack_settings(attack: str, settings: dict) -> dict:
-    """Settings a job was given (`resolve_settings`' result, passed on by the DAG or by hand): every key of
-    the attack's present and none other, then validated. A missing key is an error, not a default."""
-    if attack not in ATTACKS:
-        raise ValueError(f"unknown attack {attack!r}; choose one of {', '.join(ATTACKS)}")
-    defaults, section, check = SETTINGS[attack]
-    expected = set(defaults) | ({"gradient"} if attack in ("blackbox", "whitebox") else set())
-    missing, unknown = sorted(expected - set(settings)), sorted(set(settings) - expected)
-    if missing or unknown:
-        raise ValueError(f"the {attack} attack's settings " + "; ".join(
-            part for part in (f"lack {', '.join(missing)}" if missing else "",
-                              f"hold unknown {', '.join(unknown)}" if unknown else "") if part)
-            + f"; pass every setting of the `{section}` section (robustmvc.config.attack_job resolves them)")
-    return check(dict(settings))
-
-
-def _check_pgd(s: dict) -> dict:
-    s = dict(s)
-    if not 0 < float(s["eps"]) <= 1:
-        raise ValueError(f"PGD needs 0 < eps <= 1, got {s['eps']}")
-    if s["pgd_objective"] not in pgd.OBJECTIVES:
-        raise ValueError(f"pgd_objective {s['pgd_objective']!r} is not one of {', '.join(pgd.OBJECTIVES)}")
-    protocols.check_protocol(s["protocol"])
-    s["eps"] = float(s["eps"])
-    if s["pgd_step"] is None:
-        s["pgd_step"] = pgd.default_step(s["eps"], s["pgd_steps"])
-    return s
-
-
-# per attack: where its defaults live, which config section may override them, and its validation
-SETTINGS = {"gan": (gan.DEFAULTS, "attack", gan.check_settings), "pgd": (pgd.DEFAULTS, "attack", _check_pgd),
-            "blackbox": (blackbox.DEFAULTS, "blackbox", blackbox.check_settings),
-            "whitebox": (blackbox.DEFAULTS, "blackbox", blackbox.check_settings),
-            "embedding": (embedding.DEFAULTS, "embedding_attack", embedding.check_settings)}
-
-
 def prepare(model: torch.nn.Module, views, labels, settings: dict, device: torch.device | None = None):
     """What an attack run starts from: the model on `device`, the seed set, the eval half as tensors and the
     protocol's split of it. Returns (device, tensors, labels, fit positions, score positions)."""
@@ -156,7 +85,7 @@ def run(model: torch.nn.Module, views, labels, settings: dict, attack: str = "ga
         device: torch.device | None = None, progress: bool = True, precision: str = "fp32") -> AttackResult:
     """Attack `model` on the evaluation samples `views` (numpy arrays or tensors) with `labels`.
 
-    `settings` must be complete (see `resolve_settings`). The model is moved to `device` (default:
+    `settings` must be complete (see `attack_settings.resolve_settings`). The model is moved to `device` (default:
     where it is) and left unchanged. `precision` applies while the attacker fits or searches;
     predictions are scored in fp32.
     """

@@ -17,9 +17,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from robustmvc.adam import Adam
 from robustmvc.attacks.embedding import EmbeddingPerturber, embedding_head
-from robustmvc.models.losses import kl_term
 from robustmvc.models.blocks import ModelOutput, evaluating
+from robustmvc.models.losses import kl_term
 
 MI_FLOOR = 1e-8  # inside the logs only: an empty cell of the joint contributes 0 log 0 = 0
 
@@ -84,10 +85,10 @@ class ALRDC(nn.Module):
         terms["mi_align"] = -self.mi_weight * mutual_information(out.probs, self.probs_from_h(out.h + delta))
         return terms
 
-    def make_optimizers(self, lr: float) -> dict[str, torch.optim.Optimizer]:
+    def make_optimizers(self, lr: float) -> dict[str, Adam]:
         """`lr` (the training lr) drives the backbone; the perturber has its own."""
-        return {"backbone": torch.optim.Adam(self.backbone.parameters(), lr=lr),
-                "perturber": torch.optim.Adam(self.perturber.parameters(), lr=self.perturber_lr)}
+        return {"backbone": Adam(self.backbone.parameters(), lr=lr),
+                "perturber": Adam(self.perturber.parameters(), lr=self.perturber_lr)}
 
     def train_step(self, views, optimizers, phase: str) -> dict[str, torch.Tensor]:
         """One perturber step (a), then one backbone step (b) on the same forward pass.

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from robustmvc.adam import Adam
 from robustmvc.models import losses
 from robustmvc.models.blocks import DDCHead, ModelOutput, batched_forward, encoders
 
@@ -122,13 +123,13 @@ class EAMC(nn.Module):
                    + F.binary_cross_entropy_with_logits(d(z), torch.zeros_like(ones))
                    for d, z in zip(self.discriminators, zs[1:]))
 
-    def make_optimizers(self, lr: float) -> dict[str, torch.optim.Optimizer]:
+    def make_optimizers(self, lr: float) -> dict[str, Adam]:
         """`lr` (the training lr) drives encoders and clustering head; attention and discriminators have their own."""
-        main = torch.optim.Adam([
+        main = Adam([
             {"params": list(self.encoders.parameters()) + list(self.head.parameters()), "lr": lr},
             {"params": self.attention.parameters(), "lr": self.attention_lr},
         ], betas=self.encoder_betas)
-        disc = torch.optim.Adam(self.discriminators.parameters(), lr=self.discriminator_lr,
+        disc = Adam(self.discriminators.parameters(), lr=self.discriminator_lr,
                                 betas=self.discriminator_betas)
         return {"main": main, "discriminator": disc}
 
