@@ -75,7 +75,7 @@ gpu-scale: setup gpu-lease-inputs  ## after the leases, here: merge shards/gpu-s
 	PATH=$(CURDIR)/$(BIN):$$PATH snakemake --cores $(CORES) $(GPU_SCALE) --config device=cpu
 
 test: setup  ## the test suite (what CI runs): two workers of one thread each, a file to a worker (the demo DAG's tests share tests/test_demo_dag.py)
-	PATH=$(CURDIR)/$(BIN):$$PATH OMP_NUM_THREADS=1 python -m pytest -q -n 2 --dist loadfile
+	PATH=$(CURDIR)/$(BIN):$$PATH OMP_NUM_THREADS=1 python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder
 
 benchmark: setup  ## our trainer vs a public-code-style loop; seeds side by side vs one after another (S = 1, 5, 10)
 	$(BIN)/python benchmarks/side_by_side.py --width $(WIDTH) --threads $(THREADS)

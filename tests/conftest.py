@@ -13,6 +13,20 @@ FASHION_SYSTEM = Path("/usr/share/datasets/fashion-mnist")
 # embed their figures all the same, so the tests run the notebooks under one.
 os.environ["MPLBACKEND"] = "Agg"
 
+# `make test` runs two workers, `--dist loadfile` handing out whole files in collection order (kept with
+# --no-loadscope-reorder; xdist's own order is by test count), a worker taking the next file when it has two
+# tests or fewer left. The longest files go first so that they run beside the rest instead of after it: the
+# demo DAG's (its session fixture is most of the suite: ~930 s of 1,111 in `pytest --durations` on a 2-core
+# AMD EPYC without AVX-512, where the count order started it 23rd), the Slurm run's (~320 s, mostly waiting
+# on the executor's status checks), then every other file that took over a minute there.
+LONGEST_FIRST = ("test_demo_dag.py", "test_cluster.py", "test_atomic_outputs.py", "test_regdb_dag.py",
+                 "test_stack.py", "test_cli_workflow.py", "test_bad_inputs.py", "test_blackbox.py", "test_defenses.py")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: a file's tests keep their order
+
 
 @pytest.fixture(scope="session")
 def demo_data():
