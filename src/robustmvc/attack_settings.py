@@ -185,8 +185,7 @@ def check_attack_settings(attack: str, settings: dict) -> dict:
     if attack not in ATTACKS:
         raise ValueError(f"unknown attack {attack!r}; choose one of {', '.join(ATTACKS)}")
     defaults, section, check = SETTINGS[attack]
-    expected = set(defaults) | ({"gradient"} if attack in ("blackbox", "whitebox") else set())
-    missing, unknown = sorted(expected - set(settings)), sorted(set(settings) - expected)
+    missing, unknown = sorted(set(defaults) - set(settings)), sorted(set(settings) - set(defaults))
     if missing or unknown:
         raise ValueError(f"the {attack} attack's settings " + "; ".join(
             part for part in (f"lack {', '.join(missing)}" if missing else "",
