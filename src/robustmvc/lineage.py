@@ -8,8 +8,8 @@ run depends on. A dataset is identified by its arrays, not by its file's bytes: 
 time into the zip, so two builds of the same samples differ as files.
 
 Provenance says where a run was made: the commit and whether the tree was clean, the machine (CPU
-model or GPU name), torch's version, the precision, the threads, and the wall and CPU seconds. Neither
-records an absolute path of the machine (`shown`).
+model and the vector instructions torch uses there, or GPU name), torch's version, the precision, the
+threads, and the wall and CPU seconds. Neither records an absolute path of the machine (`shown`).
 
 Files written before lineage was recorded are accepted with a warning: their lineage cannot be
 checked, and retraining or refitting them makes it checkable.
@@ -156,18 +156,21 @@ def changes_text(changed: list[str] | None) -> str:
 
 
 def machine(device="cpu") -> str:
-    """The GPU's name on CUDA, else the CPU's model (Linux /proc/cpuinfo), else what Python knows of it."""
-    if str(device).startswith("cuda"):
-        import torch
+    """The GPU's name on CUDA, else the CPU's model (Linux /proc/cpuinfo, else what Python knows of it) with
+    the vector instructions torch's kernels use there: two CPUs of one model name ("AMD EPYC" with and without
+    AVX-512) run other kernels and round differently, so a run repeats only on the same model and kernels."""
+    import torch
 
+    if str(device).startswith("cuda"):
         return torch.cuda.get_device_name(torch.device(device))
+    model = None
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return " ".join(line.split(":", 1)[1].split())
+        model = next((" ".join(line.split(":", 1)[1].split()) for line in Path("/proc/cpuinfo").read_text().splitlines()
+                      if line.startswith("model name")), None)
     except OSError:
         pass
-    return platform.processor() or platform.machine() or "unknown"
+    model = model or platform.processor() or platform.machine() or "unknown"
+    return f"{model} ({torch.backends.cpu.get_cpu_capability()})"
 
 
 def provenance(device, precision: str, wall_seconds: float, cpu_seconds: float) -> dict:
