@@ -43,16 +43,17 @@ cpu-scale: merge-shards  ## the paper's experiment shrunk to 2 CPU cores (config
 	PATH=$(CURDIR)/$(BIN):$$PATH python benchmarks/estimate_run.py $(CPU_SCALE)
 	PATH=$(CURDIR)/$(BIN):$$PATH snakemake --cores $(CORES) $(CPU_SCALE)
 
-merge-shards: setup  ## merge the committed shards of the CPU-scale run (shards/cpu-scale/*.tar.gz) into its results
+merge-shards: setup  ## merge the committed shards of the CPU-scale run (shards/cpu-scale/*.tar.gz) into its results, less the trainings shards/cpu-scale/make-again.txt names
 	for a in shards/cpu-scale/*.tar.gz; do [ ! -e "$$a" ] || $(BIN)/python -m robustmvc results merge "$$a" \
-	  --results results/cpu-scale --reports $(PAGES) || exit 1; done
+	  --results results/cpu-scale --reports $(PAGES) --leave-out shards/cpu-scale/make-again.txt || exit 1; done
 cpu-scale-shard: PAGES = $(SHARD_PAGES)
 
-cpu-scale-shard: merge-shards  ## one machine's share of the CPU-scale run: SHARD_HOURS of it, then what it added as a new shard
+cpu-scale-shard: merge-shards  ## one machine's share of the CPU-scale run: SHARD_HOURS of it, then what it added as a new shard, with the checkpoints and attackers the rest of the run reads
 	-PATH=$(CURDIR)/$(BIN):$$PATH timeout --signal=INT --kill-after=10m $(SHARD_HOURS)h \
 	  snakemake --cores $(CORES) $(CPU_SCALE) --config report_dir=$(SHARD_PAGES) --rerun-incomplete
+	PATH=$(CURDIR)/$(BIN):$$PATH snakemake carry --forcerun=carry --cores 1 $(CPU_SCALE) --config report_dir=$(SHARD_PAGES)
 	$(BIN)/python -m robustmvc results export shards/cpu-scale/$$(date -u +%Y%m%d-%H%M).tar.gz --new-only \
-	  --results results/cpu-scale --reports $(SHARD_PAGES)
+	  --results results/cpu-scale --reports $(SHARD_PAGES) --carry results/cpu-scale/carry.txt
 
 gpu-lease-inputs:  # the raw files the lease's datasets are built from, where config/gpu-lease.yaml names them
 	mkdir -p $(LEASE)/raw/fashion-mnist $(LEASE)/raw/mnist-10k

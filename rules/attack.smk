@@ -33,7 +33,7 @@ rule attack:
                 attack_kept,
                 lambda w: {
                     "data": f"{R}/data/{w.dataset}.npz",
-                    "checkpoint": f"{R}/models/{w.dataset}/{w.model}/seed{w.seed}.pt",
+                    "checkpoint": checkpoint_of(w.dataset, w.model, w.seed),
                 },
             )
         ),

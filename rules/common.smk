@@ -98,7 +98,7 @@ CLEAN_METRICS = [f"{R}/metrics/{d}/{m}/clean/seed{s}.json" for d, m, s in TRAIN_
 
 
 def train_page(dataset, model, seed):
-    return f"{REPORTS}/02_train/{dataset}-{model}-seed{seed}.html"
+    return f"{REPORTS}/{results_mod.page_of(f'metrics/{dataset}/{model}/clean/seed{seed}.json')}"
 
 
 # ---- attacks: every trained model on its eval half, under each protocol of `evaluation.protocols`
@@ -147,16 +147,36 @@ def attack_run(dataset, model, variant, protocol, seed):
         "metrics": f"{R}/metrics/{run}.json",
         "generator": f"{R}/attacks/{run}.pt",
         "examples": f"{R}/attacks/{run}.png",
-        "html": f"{REPORTS}/03_attack/{name}.html",
+        "html": f"{REPORTS}/{results_mod.page_of(f'metrics/{run}.json')}",
         "notebook": f"{R}/notebooks/03_attack/{name}.ipynb",
         "benchmark": f"{R}/benchmarks/03_attack/{name}.tsv",
     }
 
 
+def checkpoint_of(dataset, model, seed):
+    """The checkpoint the training of (dataset, model, seed) writes."""
+    return f"{R}/models/{dataset}/{model}/seed{seed}.pt"
+
+
 # ---- merged results (robustmvc.results): a job whose results a merge brought from another machine, recorded
-# with the settings the config gives now, and whose checkpoint or data is absent here is given no inputs:
-# Snakemake then plans it only if an output the DAG reads is missing, never for its missing checkpoint or data.
+# with the settings the config gives now, and whose checkpoint is absent or the one they record is given no
+# inputs: Snakemake then plans it only if an output the DAG reads is missing, never for its data or checkpoint.
 MERGED = results_mod.merged(R)
+
+# What a shard carries to the machine that continues the run (rules/report.smk: carry): each stage adds
+# (a result, the checkpoints and attackers the job that makes it reads); those of results not made yet go.
+READERS = []
+
+
+def finished_with(made):
+    """Whether the checkpoint or attacker `made` is here with the metrics the job that wrote it wrote beside it
+    (checkpoint_of: models/<dataset>/<model>/seed<s>.pt; attack_run: attacks/<run>.pt)."""
+    rel = Path(os.path.relpath(made, R))
+    if rel.parts[0] == "models":
+        metrics = Path(R, "metrics", *rel.parts[1:3], "clean", f"{rel.stem}.json")
+    else:
+        metrics = Path(R, "metrics", *rel.parent.parts[1:], f"{rel.stem}.json")
+    return Path(made).is_file() and metrics.is_file()
 
 
 def unless_kept(kept, inputs):
@@ -168,7 +188,7 @@ def train_kept(dataset, model, seed):
     return results_mod.kept(
         f"{R}/metrics/{dataset}/{model}/clean/seed{seed}.json",
         lineage.train_hash(model, train_settings(model, dataset), int(seed)),
-        made_from=[f"{R}/models/{dataset}/{model}/seed{seed}.pt"],
+        made_from=checkpoint_of(dataset, model, seed),
         brought=MERGED,
     )
 
@@ -180,7 +200,7 @@ def attack_kept(dataset, model, variant, protocol, seed):
         lineage.attack_hash(attack_settings(dataset, variant, protocol, seed)),
         clean=f"{R}/metrics/{dataset}/{model}/clean/seed{seed}.json",
         train_settings=lineage.train_hash(model, train_settings(model, dataset), int(seed)),
-        made_from=[f"{R}/models/{dataset}/{model}/seed{seed}.pt"],
+        made_from=checkpoint_of(dataset, model, seed),
         delivered=[run["examples"]],
         brought=MERGED,
     )
@@ -207,6 +227,7 @@ ATTACK_RUNS = [
 ATTACK_REPORTS = pages_of(ATTACK_RUNS, lambda *run: attack_run(*run)["html"], lambda *run: attack_run(*run)["metrics"],
                           attack_kept)
 ATTACK_METRICS = [attack_run(*run)["metrics"] for run in ATTACK_RUNS]
+READERS += [(attack_run(d, m, v, p, s)["metrics"], [checkpoint_of(d, m, s)]) for d, m, v, p, s in ATTACK_RUNS]
 
 
 # ---- related systems: every table of notebook 08 reads the runs and generators of one protocol,

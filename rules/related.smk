@@ -9,7 +9,7 @@ DETECTION = config["detection"]
 def transfer_args(w):
     return " ".join(
         f"--generator {shlex.quote(m + '=' + related_run(w.dataset, m, 'gan-both', 'generator'))}"
-        f" --checkpoint {shlex.quote(f'{m}={R}/models/{w.dataset}/{m}/seed{first_seed(m)}.pt')}"
+        f" --checkpoint {shlex.quote(m + '=' + checkpoint_of(w.dataset, m, first_seed(m)))}"
         for m in TRANSFER_MODELS
     )
 
@@ -18,16 +18,19 @@ def transfer_inputs(w):
     return {
         "data": f"{R}/data/{w.dataset}.npz",
         "generators": [related_run(w.dataset, m, "gan-both", "generator") for m in TRANSFER_MODELS],
-        "checkpoints": [f"{R}/models/{w.dataset}/{m}/seed{first_seed(m)}.pt" for m in TRANSFER_MODELS],
+        "checkpoints": [checkpoint_of(w.dataset, m, first_seed(m)) for m in TRANSFER_MODELS],
     }
 
 
+for dataset, table in zip(DATASETS, TRANSFER_TABLES):
+    read = transfer_inputs(SimpleNamespace(dataset=dataset))
+    READERS.append((table, [*read["generators"], *read["checkpoints"]]))
+
+
 def transfer_kept(dataset):
-    """A merged transfer table: its attacks are kept (rules/common.smk) and a generator or checkpoint is gone."""
-    inputs = transfer_inputs(SimpleNamespace(dataset=dataset))
+    """A merged transfer table whose attacks are kept (rules/common.smk)."""
     runs_kept = all(attack_kept(dataset, m, "gan-both", RELATED_PROTOCOL, first_seed(m)) for m in TRANSFER_MODELS)
-    made_from = [*inputs["generators"], *inputs["checkpoints"]]
-    return results_mod.kept_derived(f"{R}/transfer/{dataset}.csv", made_from, runs_kept, MERGED)
+    return results_mod.kept_derived(f"{R}/transfer/{dataset}.csv", runs_kept, MERGED)
 
 
 rule transfer:
@@ -60,20 +63,29 @@ DETECTION_RUNS = [
 ]
 
 
+def detection_of(dataset, model, variant):
+    """The detection result of the related runs' attack `variant` on `model`."""
+    return f"{R}/detection/{dataset}/{model}/{variant}/{RELATED_PROTOCOL}/seed{first_seed(model)}.json"
+
+
+READERS += [
+    (detection_of(d, m, v), [checkpoint_of(d, m, first_seed(m)), related_run(d, m, v, "generator")])
+    for d, m, v in DETECTION_RUNS
+]
+
+
 def detect_inputs(w):
     return {
         "data": f"{R}/data/{w.dataset}.npz",
-        "checkpoint": f"{R}/models/{w.dataset}/{w.model}/seed{w.seed}.pt",
+        "checkpoint": checkpoint_of(w.dataset, w.model, w.seed),
         "generator": attack_run(w.dataset, w.model, w.variant, w.protocol, w.seed)["generator"],
     }
 
 
 def detect_kept(dataset, model, variant, protocol, seed):
-    """A merged detection: its attack is kept (rules/common.smk) and its checkpoint or generator is gone."""
-    run = attack_run(dataset, model, variant, protocol, seed)
+    """A merged detection whose attack is kept (rules/common.smk)."""
     return results_mod.kept_derived(
         f"{R}/detection/{dataset}/{model}/{variant}/{protocol}/seed{seed}.json",
-        [f"{R}/models/{dataset}/{model}/seed{seed}.pt", run["generator"]],
         attack_kept(dataset, model, variant, protocol, seed),
         MERGED,
     )
@@ -111,9 +123,7 @@ RELATED_INPUTS = {
         if v in attack_variants(m) and RELATED_PROTOCOL in attack_protocols(v)
     ],
     "transfer": TRANSFER_TABLES,
-    "detection": [
-        f"{R}/detection/{d}/{m}/{v}/{RELATED_PROTOCOL}/seed{first_seed(m)}.json" for d, m, v in DETECTION_RUNS
-    ],
+    "detection": [detection_of(d, m, v) for d, m, v in DETECTION_RUNS],
 }
 
 

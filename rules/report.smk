@@ -17,3 +17,18 @@ rule report_index:
     shell:
         f"{PY} -m robustmvc report --results {shlex.quote(R)} --reports {shlex.quote(REPORTS)} --configs {{params.configs}}"
         " --landing {output.landing:q}"
+
+
+# A run spread over machines: what the jobs not finished here will read of what this machine made, for the
+# shard's export (`robustmvc results export --carry`, `make cpu-scale-shard`). Not part of `all`: run it after
+# the shard, `snakemake carry --forcerun=carry ...` with the run's config (the target first: --configfile and
+# --config take lists), so the list is taken from the folder as the shard left it (it is made when the DAG is).
+rule carry:
+    output:
+        f"{R}/carry.txt",
+    params:
+        files=lambda w: sorted({os.path.relpath(f, R) for result, read in READERS if not Path(result).exists()
+                                for f in read if finished_with(f)}),
+    localrule: True
+    run:
+        Path(output[0]).write_text("".join(f"{f}\n" for f in params.files))

@@ -21,7 +21,7 @@ rule train:
     input:
         unpack(unless_kept(train_kept, lambda w: {"data": f"{R}/data/{w.dataset}.npz"})),
     output:
-        checkpoint=f"{R}/models/{{dataset}}/{{model}}/seed{{seed}}.pt",
+        checkpoint=checkpoint_of("{dataset}", "{model}", "{seed}"),
         metrics=f"{R}/metrics/{{dataset}}/{{model}}/clean/seed{{seed}}.json",
         html=train_page("{dataset}", "{model}", "{seed}"),
     log:

@@ -246,3 +246,34 @@ def test_a_fresh_folder_with_merged_results_plans_only_what_is_missing(demo_run,
     assert all("seed=1" in job for jobs in seeded.values() for job in jobs)
     assert len(grown["train"]) == len(before["train"])
     assert sorted(set(grown) - set(seeded)) == ["all", "evaluate", "prepare_data", "related", "report_index"]
+
+
+@pytest.mark.slow
+def test_a_shard_stopped_before_the_related_stage_carries_what_it_reads(demo_run, tmp_path):
+    """A copy of the demo run as a shard leaves it when stopped before the transfer and detection jobs: the
+    `carry` rule lists the checkpoints and attackers those jobs read (the t-SNE's are not: the evaluation is
+    done), the export carries them, and a fresh folder that merges it plans those jobs and no training or
+    attack (without them it would train and attack again every model they read)."""
+    res, rep = demo_run
+    cut, cut_rep = tmp_path / "cut" / "results", tmp_path / "cut" / "reports" / "demo"
+    shutil.copytree(res, cut)
+    shutil.copytree(rep, cut_rep)
+    for unfinished in ("transfer", "detection"):
+        shutil.rmtree(cut / unfinished)
+    write_demo_configfiles(cut)
+    run = snakemake("carry", "--forcerun=carry", "--cores", "1", "--configfile", *demo_configfiles(cut), "--config",
+                    f"results_dir={cut}", f"report_dir={cut_rep}")  # the target first: the options take lists
+    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    listed = sorted((cut / "carry.txt").read_text().split())
+    transfer = ("simvc", "comvc", "ardmvc-am", "alrdc")  # config/demo.yaml's transfer models, all in the fixture
+    detected = ("blackbox", "whitebox", "embedding")  # and gan-both: config/demo.yaml's detection of comvc
+    assert listed == sorted({*(f"models/demo/{m}/seed0.pt" for m in transfer),
+                             *(f"attacks/demo/{m}/gan-both/paper/seed0.pt" for m in transfer),
+                             *(f"attacks/demo/comvc/{v}/paper/seed0.pt" for v in detected)})
+    fresh = tmp_path / "fresh" / "results"
+    portable.export(cut, cut_rep, fresh.parent / "shard.tar.gz", carry=cut / "carry.txt")
+    fresh.mkdir(parents=True)
+    write_demo_configfiles(fresh)
+    portable.merge(fresh.parent / "shard.tar.gz", fresh, fresh.parent / "reports" / "demo")
+    jobs = planned(fresh, fresh.parent / "reports" / "demo")
+    assert sorted(jobs) == ["all", "detect", "evaluate", "prepare_data", "related", "report_index", "transfer"], jobs

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from robustmvc import results
+from robustmvc import lineage, results
 from robustmvc.cli import main
 
 RUN = "metrics/demo/comvc/clean/seed0.json"
@@ -110,20 +110,96 @@ def test_an_archive_with_a_path_outside_its_folders_is_refused(tmp_path):
     assert not (tmp_path / "escape").exists()
 
 
-def test_kept_needs_matching_settings_its_outputs_and_a_missing_input(tmp_path):
+def test_kept_needs_matching_settings_its_outputs_and_its_checkpoint_gone_or_recorded(tmp_path):
     res, rep = finished_run(tmp_path / "a")
     metrics, checkpoint, page = res / RUN, res / "models/demo/comvc/seed0.pt", rep / "02_train/demo-comvc-seed0.html"
     brought = {res / RUN, res / ATTACK}
-    assert not results.kept(metrics, "s1", [checkpoint], [page], brought)  # the checkpoint is there: Snakemake decides
+    assert not results.kept(metrics, "s1", checkpoint, [page], brought)  # another checkpoint than it records
     checkpoint.unlink()
-    assert results.kept(metrics, "s1", [checkpoint], [page], brought)
-    assert not results.kept(metrics, "s1", [checkpoint], [page])  # made here, not merged: rebuilt as before
-    assert not results.kept(metrics, "s2", [checkpoint], [page], brought)  # other settings now: rerun
-    assert not results.kept(res / "metrics/demo/x.json", "s1", [checkpoint], [], {res / "metrics/demo/x.json"})
-    assert results.kept_attack(res / ATTACK, "a1", metrics, "s1", [checkpoint], [], brought)
-    assert not results.kept_attack(res / ATTACK, "a1", metrics, "s2", [checkpoint], [], brought)  # model retrained
+    assert results.kept(metrics, "s1", checkpoint, [page], brought)
+    assert not results.kept(metrics, "s1", checkpoint, [page])  # made here, not merged: rebuilt as before
+    assert not results.kept(metrics, "s2", checkpoint, [page], brought)  # other settings now: rerun
+    assert not results.kept(res / "metrics/demo/x.json", "s1", checkpoint, [], {res / "metrics/demo/x.json"})
+    assert results.kept_attack(res / ATTACK, "a1", metrics, "s1", checkpoint, [], brought)
+    assert not results.kept_attack(res / ATTACK, "a1", metrics, "s2", checkpoint, [], brought)  # model retrained
     page.unlink()
-    assert not results.kept(metrics, "s1", [checkpoint], [page], brought)  # a page the report reads is missing
+    assert not results.kept(metrics, "s1", checkpoint, [page], brought)  # a page the report reads is missing
+    page.write_text("page")
+    carried = res / "models/demo/comvc/seed1.pt"  # a shard carried the checkpoint the result records
+    carried.write_text("the checkpoint's bytes")
+    metrics.write_text(json.dumps({"lineage": {"settings": "s1", "checkpoint": lineage.file_hash(carried)}}))
+    assert results.kept(metrics, "s1", carried, [page], brought)
+
+
+def test_export_carries_the_listed_checkpoints_and_attackers(tmp_path):
+    """`carry` (the workflow's `carry` rule writes the list): the listed files that are there, nothing else
+    rebuildable; a list naming a path outside the results folder, or no list, is refused with its fix."""
+    res, rep = finished_run(tmp_path / "a")
+    listed = tmp_path / "carry.txt"
+    listed.write_text("models/demo/comvc/seed0.pt\nattacks/demo/comvc/gan-both/paper/seed0.pt\nmodels/demo/gone.pt\n")
+    results.export(res, rep, tmp_path / "run.tar.gz", carry=listed)
+    rebuildable = [n for n in names(tmp_path / "run.tar.gz") if n.endswith((".pt", ".npz", ".ipynb"))]
+    assert rebuildable == ["results/attacks/demo/comvc/gan-both/paper/seed0.pt", "results/models/demo/comvc/seed0.pt"]
+    listed.write_text("../elsewhere/seed0.pt\n")
+    with pytest.raises(ValueError, match="not a path inside"):
+        results.export(res, rep, tmp_path / "bad.tar.gz", carry=listed)
+    with pytest.raises(ValueError, match="`carry` rule"):
+        results.export(res, rep, tmp_path / "bad.tar.gz", carry=tmp_path / "absent.txt")
+    assert not (tmp_path / "bad.tar.gz").exists()
+
+
+def write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def trained(root: Path, checkpoint: str, attacks=("gan-both",)):
+    """A results and report folder with the training of comvc seed 0 (made from `checkpoint`) and `attacks` of it."""
+    res, rep = root / "results", root / "reports"
+    write(res / RUN, json.dumps({"lineage": {"settings": "s1", "checkpoint": checkpoint}}))
+    write(rep / "02_train/demo-comvc-seed0.html", f"training {checkpoint}")
+    for variant in attacks:
+        rel = ATTACK.replace("gan-both", variant)
+        write(res / rel, json.dumps({"lineage": {"settings": variant, "checkpoint": checkpoint}}))
+        write(rep / results.page_of(rel), f"{variant} of {checkpoint}")
+    return res, rep
+
+
+def test_a_training_made_again_replaces_one_that_no_result_was_made_from(tmp_path):
+    """A shard stopped between a training and its attacks leaves a training no result was made from; the next
+    machine trains it again and attacks it: its training takes the place of the first."""
+    res, rep = trained(tmp_path / "here", "aaa", attacks=())
+    made, made_rep = trained(tmp_path / "there", "bbb")
+    results.export(made, made_rep, tmp_path / "shard.tar.gz")
+    results.merge(tmp_path / "shard.tar.gz", res, rep)
+    assert json.loads((res / RUN).read_text())["lineage"]["checkpoint"] == "bbb"
+    assert (rep / "02_train/demo-comvc-seed0.html").read_text() == "training bbb"
+
+
+def test_a_training_made_again_beside_results_of_the_first_stays_and_its_runs_are_refused(tmp_path):
+    """The training here has an attack made from it: the archive's training of the same run does not replace it
+    (nor its page), and an archive bringing an attack made from the archive's training is refused whole."""
+    res, rep = trained(tmp_path / "here", "aaa")
+    same, same_rep = trained(tmp_path / "there", "bbb")
+    results.export(same, same_rep, tmp_path / "same.tar.gz")
+    results.merge(tmp_path / "same.tar.gz", res, rep)
+    assert json.loads((res / RUN).read_text())["lineage"]["checkpoint"] == "aaa"
+    assert (rep / "02_train/demo-comvc-seed0.html").read_text() == "training aaa"
+    assert (rep / results.page_of(ATTACK)).read_text() == "gan-both of aaa"
+    more, more_rep = trained(tmp_path / "elsewhere", "bbb", attacks=("gan-both", "pgd"))
+    results.export(more, more_rep, tmp_path / "more.tar.gz")
+    before = sorted(p.read_bytes() for p in tmp_path.joinpath("here").rglob("*") if p.is_file())
+    with pytest.raises(ValueError, match=r"pgd/paper/seed0.json, made from another training than the "
+                                         r"metrics/demo/comvc/clean/seed0.json"):
+        results.merge(tmp_path / "more.tar.gz", res, rep)
+    assert sorted(p.read_bytes() for p in tmp_path.joinpath("here").rglob("*") if p.is_file()) == before
+
+
+def test_page_names_follow_the_runs_metrics():
+    assert results.page_of(RUN) == "02_train/demo-comvc-seed0.html"
+    assert results.page_of("metrics/demo/ardmvc-am/gan-both-eps0.1/strict/seed3.json") == \
+        "03_attack/demo-ardmvc-am-gan-both-eps0.1-strict-seed3.html"
+    assert results.page_of("transfer/demo.csv") is None and results.page_of("metrics/all.csv") is None
 
 
 def test_merge_lists_what_it_brought(tmp_path):
@@ -170,3 +246,22 @@ def test_a_merged_run_replaces_a_stale_page_of_it(tmp_path):
     results.merge(tmp_path / "run.tar.gz", res2, rep2)
     assert stale.read_text() == (rep / "02_train/demo-comvc-seed0.html").read_text()
     assert results.merge(tmp_path / "run.tar.gz", res2, rep2)["added"] == 0
+
+
+def test_a_merge_leaves_out_the_trainings_to_make_again_and_what_was_made_from_them(tmp_path):
+    res, rep = finished_run(tmp_path / "a")
+    seed1 = res / RUN.replace("seed0", "seed1")
+    seed1.write_text(json.dumps(record("s1")))
+    results.export(res, rep, tmp_path / "run.tar.gz")
+    listed = tmp_path / "make-again.txt"
+    listed.write_text("# checkpoints not carried\ndemo/comvc/seed0   # its attack goes too\n\n")
+    fresh, fresh_rep = tmp_path / "b" / "results", tmp_path / "b" / "reports"
+    made = results.merge(tmp_path / "run.tar.gz", fresh, fresh_rep, leave_out=results.trainings_left_out(listed))
+    assert {p.relative_to(fresh).as_posix() for p in results.merged(fresh)} == {
+        RUN.replace("seed0", "seed1"), "transfer/demo.csv"}
+    assert not (fresh_rep / "02_train/demo-comvc-seed0.html").exists()
+    assert not (fresh / "attacks/demo/comvc/gan-both/paper/seed0.png").exists()
+    assert not (fresh / "benchmarks/02_train/demo-comvc-seed0.tsv").exists() and made["added"] > 0
+    listed.write_text("demo/comvc\n")
+    with pytest.raises(ValueError, match=r"<dataset>/<model>/seed<s>"):
+        results.trainings_left_out(listed)

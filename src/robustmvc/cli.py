@@ -240,11 +240,12 @@ def _results(args) -> None:
     from robustmvc import results
 
     if args.action == "export":
-        made = results.export(args.results, args.reports, args.archive, new_only=args.new_only)
+        made = results.export(args.results, args.reports, args.archive, new_only=args.new_only, carry=args.carry)
         print(f"wrote {args.archive}: {made['files']} files, {made['bytes'] / 1024:.0f} KiB" if made["files"] else
               f"nothing new in {args.results} since its merges: no archive written")
     else:
-        made = results.merge(args.archive, args.results, args.reports)
+        left_out = results.trainings_left_out(args.leave_out) if args.leave_out else set()
+        made = results.merge(args.archive, args.results, args.reports, leave_out=left_out)
         print(f"merged {args.archive} into {args.results}: {made['added']} files added, {made['kept']} already there kept")
 
 
@@ -384,6 +385,12 @@ def parser() -> argparse.ArgumentParser:
         x.set_defaults(func=_results, new_only=False)
     rs.choices["export"].add_argument("--new-only", action="store_true",
                                       help="leave out what merges brought (a shard of a run split across machines)")
+    rs.choices["merge"].add_argument("--leave-out", default=None,
+                                     help="a list of trainings to make again, <dataset>/<model>/seed<s> a line: "
+                                          "they and every run made from them are not merged")
+    rs.choices["export"].add_argument("--carry", default=None,
+                                      help="a list of checkpoints and attackers to carry, one path relative to "
+                                           "--results a line (the workflow's `carry` rule writes it)")
 
     ls = sub.add_parser("lease", help="the claims on a lent machine without the workflow's tools: plan here, run "
                                       "there, merge the archive here (robustmvc.lease)").add_subparsers(dest="action",
