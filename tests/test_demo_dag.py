@@ -17,11 +17,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+import yaml
 
 from robustmvc import registry
 from robustmvc import results as portable
 from robustmvc.files import read_json
-from conftest import ABSOLUTE_PATH, FIXTURE_MODELS, LEFT_OUT_OF_FIXTURE, ROOT, demo_configfiles, report_defects, snakemake, write_demo_configfiles
+from conftest import ABSOLUTE_PATH, FIXTURE_CONFIGS, FIXTURE_MODELS, LEFT_OUT_OF_FIXTURE, ROOT, demo_configfiles, report_defects, snakemake, write_demo_configfiles
 
 pytestmark = pytest.mark.slow
 
@@ -266,7 +267,7 @@ def test_a_shard_stopped_before_the_related_stage_carries_what_it_reads(demo_run
     assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
     listed = sorted((cut / "carry.txt").read_text().split())
     transfer = ("simvc", "comvc", "ardmvc-am", "alrdc")  # config/demo.yaml's transfer models, all in the fixture
-    detected = ("blackbox", "whitebox", "embedding")  # and gan-both: config/demo.yaml's detection of comvc
+    detected = yaml.safe_load(FIXTURE_CONFIGS[1].read_text())["detection"]["attacks"]  # of comvc, as the demo's
     assert listed == sorted({*(f"models/demo/{m}/seed0.pt" for m in transfer),
                              *(f"attacks/demo/{m}/gan-both/paper/seed0.pt" for m in transfer),
                              *(f"attacks/demo/comvc/{v}/paper/seed0.pt" for v in detected)})
