@@ -265,3 +265,13 @@ def test_a_merge_leaves_out_the_trainings_to_make_again_and_what_was_made_from_t
     listed.write_text("demo/comvc\n")
     with pytest.raises(ValueError, match=r"<dataset>/<model>/seed<s>"):
         results.trainings_left_out(listed)
+
+
+def test_brought_files_are_the_results_and_pages_merges_brought(tmp_path):
+    res, rep = finished_run(tmp_path / "a")
+    results.export(res, rep, tmp_path / "run.tar.gz")
+    fresh, fresh_rep = tmp_path / "b" / "results", tmp_path / "b" / "reports"
+    results.merge(tmp_path / "run.tar.gz", fresh, fresh_rep)
+    brought = results.brought_files(fresh, fresh_rep)
+    assert set(brought) >= {fresh / RUN, fresh_rep / "02_train/demo-comvc-seed0.html"} and all(p.is_file() for p in brought)
+    assert len(brought) == len(names(tmp_path / "run.tar.gz"))

@@ -274,6 +274,14 @@ def merged(results: str | Path) -> set[Path]:
     return {Path(results) / name.partition("/")[2] for name in _brought(Path(results)) if name.startswith("results/")}
 
 
+def brought_files(results: str | Path, reports: str | Path) -> list[Path]:
+    """Every file merges brought into `results` and `reports`. Where this machine made one of them before, its
+    Snakemake metadata must go (`snakemake --cleanup-metadata`, `make merge-shards`): a kept job is given no
+    inputs, and metadata recording the inputs it had would rerun it for a changed set of inputs."""
+    roots = {"results": Path(results), "reports": Path(reports)}
+    return [roots[name.partition("/")[0]] / name.partition("/")[2] for name in sorted(_brought(Path(results)))]
+
+
 def recorded(path: str | Path) -> dict | None:
     """The lineage a result file records, or None when it is absent or records none."""
     try:
