@@ -4,7 +4,8 @@ What the reports and verdicts read is small and separate from what can be rebuil
 (their histories, lineage and provenance inside), the sensitivity, detection and transfer results, the
 adversarial-example figures, the stage times, and the per-job pages with the images and files they link.
 Data (.npz), checkpoints and saved attackers (.pt), executed notebooks, logs and what the evaluation
-stage aggregates (all.csv, the scorecard, its pages) stay behind: the DAG rebuilds them.
+stage aggregates (all.csv, the scorecard, its pages) stay behind: the DAG rebuilds them (a shard carries
+the .pt files that jobs not finished yet read, below).
 
 `export` writes them as one .tar.gz (paths relative to the results and report folders, under `results/`
 and `reports/`); `merge` adds an archive to a results folder. A run already there is kept as it is, so
@@ -66,8 +67,8 @@ def _carried(results: Path, carry: str | Path) -> dict[str, Path]:
     try:
         listed = Path(carry).read_text().splitlines()
     except FileNotFoundError:
-        raise ValueError(f"no carry list {carry}: write it with the workflow's `carry` rule (snakemake carry "
-                         "--forcerun carry, with the run's config) or leave out --carry") from None
+        raise ValueError(f"no carry list {carry}: write it with the workflow's `carry` rule (`snakemake carry "
+                         "--forcerun=carry` and the run's config, the target first) or leave out --carry") from None
     files = {}
     for rel in filter(None, (line.strip() for line in listed)):
         if Path(rel).is_absolute() or ".." in Path(rel).parts:
