@@ -22,7 +22,7 @@ MNIST_10K ?= ../shared/data/mnist-10k
 # The CPU wheel on machines that have it; on a GPU machine pip resolves the CUDA build of the same version.
 TORCH ?= torch==2.13.0
 
-.PHONY: setup demo reproduce cpu-scale merge-shards cpu-scale-shard gpu-lease-inputs gpu-lease-plan gpu-lease gpu-scale test benchmark clean
+.PHONY: setup demo reproduce cpu-scale merge-shards cpu-scale-data cpu-scale-shard gpu-lease-inputs gpu-lease-plan gpu-lease gpu-scale test benchmark clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -39,7 +39,7 @@ demo: setup  ## the whole DAG on embedded data, CPU, a few minutes -> reports/in
 reproduce: setup  ## the paper's experiment (config/config.yaml)
 	PATH=$(CURDIR)/$(BIN):$$PATH snakemake --cores $(CORES)
 
-cpu-scale: merge-shards  ## the paper's experiment shrunk to 2 CPU cores (config/cpu-scale.yaml overlay), continued from the committed shards; prints its estimate first
+cpu-scale: cpu-scale-data  ## the paper's experiment shrunk to 2 CPU cores (config/cpu-scale.yaml overlay), continued from the committed shards; prints its estimate first
 	PATH=$(CURDIR)/$(BIN):$$PATH python benchmarks/estimate_run.py $(CPU_SCALE)
 	PATH=$(CURDIR)/$(BIN):$$PATH snakemake --cores $(CORES) $(CPU_SCALE)
 
@@ -50,9 +50,13 @@ merge-shards: setup  ## merge the committed shards of the CPU-scale run (shards/
 	@# without any, hence the ignored status)
 	-PATH=$(CURDIR)/$(BIN):$$PATH snakemake --cores 1 $(CPU_SCALE) --cleanup-metadata $$($(BIN)/python -c \
 	  'from robustmvc import results; print(*results.brought_files("results/cpu-scale", "$(PAGES)"))') > /dev/null 2>&1
+
+cpu-scale-data: merge-shards  ## the CPU-scale run's datasets first: one that cannot be built (Fashion-MNIST absent here: apt-get install dataset-fashion-mnist) stops the run before hours of work that would leave its runs out
+	PATH=$(CURDIR)/$(BIN):$$PATH snakemake --until prepare_data --cores $(CORES) $(CPU_SCALE) --config report_dir=$(PAGES)
+
 cpu-scale-shard: PAGES = $(SHARD_PAGES)
 
-cpu-scale-shard: merge-shards  ## one machine's share of the CPU-scale run: SHARD_HOURS of it, then what it added as a new shard, with the checkpoints and attackers the rest of the run reads
+cpu-scale-shard: cpu-scale-data  ## one machine's share of the CPU-scale run: SHARD_HOURS of it, then what it added as a new shard, with the checkpoints and attackers the rest of the run reads
 	-PATH=$(CURDIR)/$(BIN):$$PATH timeout --signal=INT --kill-after=10m $(SHARD_HOURS)h \
 	  snakemake --cores $(CORES) $(CPU_SCALE) --config report_dir=$(SHARD_PAGES) --rerun-incomplete
 	PATH=$(CURDIR)/$(BIN):$$PATH snakemake carry --forcerun=carry --cores 1 $(CPU_SCALE) --config report_dir=$(SHARD_PAGES)

@@ -166,6 +166,9 @@ MERGED = results_mod.merged(R)
 # What a shard carries to the machine that continues the run (rules/report.smk: carry): each stage adds
 # (a result, the checkpoints and attackers the job that makes it reads); those of results not made yet go.
 READERS = []
+# Results whose job reads such a file when it is here and leaves a figure out when it is not (the t-SNE):
+# carried, never a reason to make the file again.
+READ_IF_THERE = set()
 
 
 def finished_with(made):
@@ -185,12 +188,17 @@ def unless_kept(kept, inputs):
 
 
 def train_kept(dataset, model, seed):
+    """A kept training (results.kept) whose checkpoint is gone stays kept unless a job still to run takes that
+    checkpoint as an input (results.train_again): Snakemake would plan the training for it with no inputs."""
+    weights = checkpoint_of(dataset, model, seed)
     return results_mod.kept(
         f"{R}/metrics/{dataset}/{model}/clean/seed{seed}.json",
         lineage.train_hash(model, train_settings(model, dataset), int(seed)),
-        made_from=checkpoint_of(dataset, model, seed),
+        made_from=weights,
         brought=MERGED,
-    )
+    ) and not results_mod.train_again(weights, [result for result, read in READERS
+                                                if weights in read and result not in READ_IF_THERE],
+                                      f"{dataset}/{model}/seed{seed}")
 
 
 def attack_kept(dataset, model, variant, protocol, seed):

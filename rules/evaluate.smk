@@ -98,6 +98,7 @@ READERS += [
     for m in EVALUATION["tsne_models"]
     if m in MODELS
 ]
+READ_IF_THERE.add(f"{R}/metrics/all.csv")
 
 
 rule evaluate:

@@ -211,8 +211,9 @@ def test_reports_open_in_a_browser_without_errors(demo_run, tmp_path):
 
 # --- a run's results merged into a fresh folder (robustmvc.results): the DAG plans only what it lacks -------
 
-def planned(results_dir, reports, *overlays):
-    """{rule: [wildcards of each job]} a dry run of the demo (and `overlays`) plans for these folders."""
+def planned(results_dir, reports, *overlays, inputs=None):
+    """{rule: [wildcards of each job]} a dry run of the demo (and `overlays`) plans for these folders; with a
+    dict as `inputs`, each job's input line goes in it under (rule, wildcards)."""
     run = snakemake("-n", "--cores", "1", "--configfile", *demo_configfiles(results_dir), *overlays, "--config",
                     f"results_dir={results_dir}", f"report_dir={reports}")
     assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
@@ -221,7 +222,11 @@ def planned(results_dir, reports, *overlays):
         rule = re.search(r"^(?:local)?rule (\w+):", block, re.M)
         if rule:
             wildcards = re.search(r"^\s+wildcards: (.*)$", block, re.M)
-            jobs.setdefault(rule.group(1), []).append(wildcards.group(1) if wildcards else "")
+            job = wildcards.group(1) if wildcards else ""
+            jobs.setdefault(rule.group(1), []).append(job)
+            if inputs is not None:
+                given = re.search(r"^\s+input: (.*)$", block, re.M)
+                inputs[rule.group(1), job] = given.group(1) if given else ""
     return jobs
 
 
@@ -247,6 +252,21 @@ def test_a_fresh_folder_with_merged_results_plans_only_what_is_missing(demo_run,
     assert all("seed=1" in job for jobs in seeded.values() for job in jobs)
     assert len(grown["train"]) == len(before["train"])
     assert sorted(set(grown) - set(seeded)) == ["all", "evaluate", "prepare_data", "related", "report_index"]
+    # a training merged without its checkpoint and without a result made from it (a shard stopped before its
+    # attacks, as shards did before they carried checkpoints) is trained again with its attacks, not planned
+    # with no inputs; one with results made from it and others still to make is refused, naming the fix
+    for attacked in (fresh / "metrics" / "demo" / "ardmvc").glob("*/*/seed0.json"):
+        attacked.unlink()
+    given = {}
+    orphan = planned(fresh, fresh_rep, inputs=given)
+    assert orphan["train"] == ["dataset=demo, model=ardmvc, seed=0"], orphan
+    assert "data/demo.npz" in given["train", "dataset=demo, model=ardmvc, seed=0"], given
+    assert sorted(orphan["attack"]) == [f"dataset=demo, model=ardmvc, variant=gan-both, protocol={p}, seed=0"
+                                        for p in ("paper", "strict")], orphan
+    (fresh / "metrics" / "demo" / "simvc" / "gan-both" / "strict" / "seed0.json").unlink()
+    refused = snakemake("-n", "--cores", "1", "--configfile", *demo_configfiles(fresh), "--config",
+                        f"results_dir={fresh}", f"report_dir={fresh_rep}")
+    assert refused.returncode != 0 and "add the line demo/simvc/seed0" in refused.stdout + refused.stderr
 
 
 @pytest.mark.slow

@@ -275,3 +275,20 @@ def test_brought_files_are_the_results_and_pages_merges_brought(tmp_path):
     brought = results.brought_files(fresh, fresh_rep)
     assert set(brought) >= {fresh / RUN, fresh_rep / "02_train/demo-comvc-seed0.html"} and all(p.is_file() for p in brought)
     assert len(brought) == len(names(tmp_path / "run.tar.gz"))
+
+
+def test_a_training_merged_without_its_checkpoint_is_made_again_only_when_nothing_was_made_from_it(tmp_path):
+    """The readers of a checkpoint are the results of the jobs that take it as an input: all made, the training
+    stays kept; none made, it is trained again; some made, the error names the line for the leave-out list."""
+    weights, readers = tmp_path / "seed0.pt", [tmp_path / "paper.json", tmp_path / "strict.json"]
+    assert results.train_again(weights, readers, "demo/comvc/seed0")
+    readers[0].write_text("{}")
+    with pytest.raises(ValueError, match="add the line demo/comvc/seed0 to the list") as err:
+        results.train_again(weights, readers, "demo/comvc/seed0")
+    assert str(readers[1]) in str(err.value) and "1 result(s) still to be made" in str(err.value)
+    weights.write_bytes(b"carried")
+    assert not results.train_again(weights, readers, "demo/comvc/seed0")
+    weights.unlink()
+    readers[1].write_text("{}")
+    assert not results.train_again(weights, readers, "demo/comvc/seed0")
+    assert not results.train_again(weights, [], "demo/comvc/seed0")

@@ -316,6 +316,25 @@ def kept(result: str | Path, settings: str, made_from: str | Path, delivered: li
             and _is_recorded(made_from, made))
 
 
+def train_again(checkpoint: str | Path, readers: list, training: str) -> bool:
+    """Whether a kept training whose checkpoint is gone must be made again for the results that read it
+    (`readers`: the results of the jobs that take `checkpoint` as an input). None missing: it stays kept. All
+    missing (a shard stopped between the training and its first attack, before shards carried checkpoints):
+    nothing was made from it, so it is trained again. Some made and some not: a training made again would
+    differ from the one those were made from, so it must be made again with them, which only the list of
+    trainings left out of a merge can say; one error names it."""
+    missing = [r for r in readers if not Path(r).exists()]
+    if not missing or Path(checkpoint).exists():
+        return False
+    if len(missing) == len(readers):
+        return True
+    raise ValueError(
+        f"{checkpoint} was merged without the file, and {len(missing)} result(s) still to be made read it "
+        f"(e.g. {missing[0]}) while {len(readers) - len(missing)} were made from it; make it again with every run "
+        f"made from it: add the line {training} to the list `robustmvc results merge --leave-out` reads "
+        f"(make merge-shards: shards/cpu-scale/make-again.txt) and merge the shards into a fresh results folder")
+
+
 def kept_attack(metrics, settings: str, clean, train_settings: str, made_from, delivered: list = (),
                 brought: set = frozenset()) -> bool:
     """An attack run is kept when it is (`kept`), and so is the training of the checkpoint it attacked
