@@ -323,8 +323,10 @@ def train_again(checkpoint: str | Path, readers: list, training: str) -> bool:
     nothing was made from it, so it is trained again. Some made and some not: a training made again would
     differ from the one those were made from, so it must be made again with them, which only the list of
     trainings left out of a merge can say; one error names it."""
+    if Path(checkpoint).exists():
+        return False
     missing = [r for r in readers if not Path(r).exists()]
-    if not missing or Path(checkpoint).exists():
+    if not missing:
         return False
     if len(missing) == len(readers):
         return True
